@@ -1,0 +1,54 @@
+"""Device and precision choice, in one place."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+
+from .errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu)")
+        return torch.device("cuda", local_rank)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"unknown device {name!r} (choose auto, cpu or cuda)")
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """auto: bf16 on GPUs that have it, fp16 (with a GradScaler) on older GPUs, fp32 on the CPU."""
+    if name not in PRECISIONS:
+        raise UserError(f"unknown precision {name!r} (choose one of {', '.join(PRECISIONS)})")
+    if name == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 or bf16")
+    return name
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a forward pass, or a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def native_cpu_kernels():
+    """PyTorch's native RNN kernels instead of oneDNN's. oneDNN trains faster but pays a large fixed cost
+    per call, which dominates one-token-at-a-time generation."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield

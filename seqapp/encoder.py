@@ -1,0 +1,77 @@
+"""RecurrentEncoder: the one place the RNN is built. A thin layer over nn.RNN / nn.LSTM / nn.GRU,
+so cuDNN (GPU) and oneDNN (CPU) do the work."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .errors import UserError, positive
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+
+
+@dataclass
+class EncoderConfig:
+    input_size: int
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    dropout: float = 0.0
+    bidirectional: bool = False
+
+    def check(self) -> "EncoderConfig":
+        if self.cell not in CELLS:
+            raise UserError(f"unknown cell {self.cell!r} (choose one of {', '.join(CELLS)})")
+        positive("--layers", self.layers)
+        positive("--hidden", self.hidden)
+        positive("input size", self.input_size)
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+
+class RecurrentEncoder(nn.Module):
+    """Input (batch, time, features), optional lengths and state; output (batch, time, hidden * directions)
+    and the final state (a tensor, or an (h, c) tuple for LSTM). No caller needs to know the cell."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config.check()
+        kwargs = dict(
+            input_size=config.input_size,
+            hidden_size=config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+        )
+        if config.cell == "lstm":
+            self.rnn = nn.LSTM(**kwargs)
+        elif config.cell == "gru":
+            self.rnn = nn.GRU(**kwargs)
+        else:
+            self.rnn = nn.RNN(nonlinearity=config.cell.removeprefix("rnn_"), **kwargs)
+
+    @property
+    def output_size(self) -> int:
+        return self.config.hidden * (2 if self.config.bidirectional else 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
+        if lengths is None:
+            return self.rnn(x, state)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out, state
+
+
+def detach_state(state):
+    """Cut the graph behind a carried state (truncated backpropagation through time)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()

@@ -1,0 +1,78 @@
+"""load_audio(): any WAV/FLAC file -> mono float32 at 16 kHz, exactly one second. One error per bad file."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+SAMPLE_RATE = 16_000
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def read_audio(path: str | Path) -> torch.Tensor:
+    """The whole file as mono float32 at 16 kHz, any length."""
+    import soundfile as sf
+    import torchaudio.functional as AF
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file, not audio")
+    if path.suffix.lower() == ".wav":
+        check_wav_complete(path)
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable audio file ({reason[:120]})") from None
+    if samples.shape[0] == 0:
+        raise UserError(f"{path}: the file holds no audio samples")
+    if not np.isfinite(samples).all():
+        raise UserError(f"{path}: the audio holds NaN or infinite samples")
+    wave = torch.from_numpy(samples.mean(axis=1))
+    if rate != SAMPLE_RATE:
+        wave = AF.resample(wave, rate, SAMPLE_RATE)
+    return wave
+
+
+def fit_to_one_second(wave: torch.Tensor) -> torch.Tensor:
+    """Pad short clips evenly on both sides; crop long ones to their loudest second."""
+    n = SAMPLE_RATE
+    if len(wave) < n:
+        left = (n - len(wave)) // 2
+        return torch.nn.functional.pad(wave, (left, n - len(wave) - left))
+    if len(wave) > n:
+        energy = torch.nn.functional.avg_pool1d((wave**2)[None, None], n, stride=n // 10).flatten()
+        start = int(energy.argmax()) * (n // 10)
+        return wave[start: start + n]
+    return wave
+
+
+def load_audio(path: str | Path) -> torch.Tensor:
+    return fit_to_one_second(read_audio(path))
+
+
+def check_wav_complete(path: Path) -> None:
+    """A WAV whose data chunk promises more bytes than the file holds is truncated (libsndfile would
+    quietly read what is there)."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            raise UserError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                raise UserError(f"{path}: truncated WAV (no data chunk)")
+            cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                if head[:4] == b"RIFF" and f.tell() + length > size:
+                    raise UserError(f"{path}: truncated WAV (the header promises {length} data bytes, "
+                                    f"{size - f.tell()} are there)")
+                return
+            f.seek(length + (length & 1), 1)

@@ -1,0 +1,107 @@
+"""The batched front end, an nn.Module on the training device: waveform augmentation (training only),
+log-mel or MFCC, per-utterance normalisation, SpecAugment (training only). Its random draws come from
+torch's global generator, which the trainer seeds per step."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio.transforms as T
+from torch import nn
+
+from ..errors import UserError
+from .audio import SAMPLE_RATE
+
+
+@dataclass
+class FeatureConfig:
+    features: str = "logmel"     # logmel | mfcc
+    n_mels: int = 40
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    # training-only augmentation
+    shift_ms: float = 100.0      # random time shift, either way
+    speed: float = 0.15          # speed perturbation: factor drawn from 1 +- speed
+    gain_db: float = 6.0         # random gain, either way
+    noise_prob: float = 0.8      # chance of mixing in background noise ...
+    snr_db: tuple = (0.0, 20.0)  # ... at an SNR drawn from this range
+    freq_masks: int = 2          # SpecAugment
+    freq_mask_width: int = 7
+    time_masks: int = 2
+    time_mask_width: int = 15
+
+    def check(self) -> "FeatureConfig":
+        if self.features not in ("logmel", "mfcc"):
+            raise UserError(f"unknown features {self.features!r} (choose logmel or mfcc)")
+        return self
+
+
+class FrontEnd(nn.Module):
+    def __init__(self, cfg: FeatureConfig):
+        super().__init__()
+        self.cfg = cfg.check()
+        win, hop = int(SAMPLE_RATE * cfg.win_ms / 1000), int(SAMPLE_RATE * cfg.hop_ms / 1000)
+        mel = dict(n_fft=512, win_length=win, hop_length=hop, n_mels=cfg.n_mels, f_min=20.0, f_max=7600.0)
+        if cfg.features == "mfcc":
+            self.transform = T.MFCC(SAMPLE_RATE, n_mfcc=cfg.n_mels, log_mels=True, melkwargs=mel)
+        else:
+            self.transform = T.MelSpectrogram(SAMPLE_RATE, **mel)
+        self.freq_mask = T.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
+        self.time_mask = T.TimeMasking(cfg.time_mask_width, iid_masks=True)
+        self.register_buffer("noise", torch.zeros(0), persistent=False)  # set by the task, never saved
+
+    @property
+    def n_features(self) -> int:
+        return self.cfg.n_mels
+
+    def set_noise(self, noise: torch.Tensor) -> None:
+        self.noise = noise.to(self.noise.device)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (batch, samples) -> features (batch, frames, n_features)."""
+        if self.training:
+            wave = self.augment_wave(wave)
+        x = self.transform(wave.float())
+        if self.cfg.features == "logmel":
+            x = torch.log(x + 1e-6)
+        x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True) + 1e-5)
+        if self.training:
+            x = x.unsqueeze(1)
+            for _ in range(self.cfg.freq_masks):
+                x = self.freq_mask(x)
+            for _ in range(self.cfg.time_masks):
+                x = self.time_mask(x)
+            x = x.squeeze(1)
+        return x.transpose(1, 2)
+
+    def augment_wave(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg, (batch, n), device = self.cfg, wave.shape, wave.device
+        # speed perturbation and time shift as one resampling of each clip
+        factor = 1 + cfg.speed * (2 * torch.rand(batch, 1, device=device) - 1)
+        shift = cfg.shift_ms / 1000 * SAMPLE_RATE * (2 * torch.rand(batch, 1, device=device) - 1)
+        centre = (n - 1) / 2
+        pos = (torch.arange(n, device=device) - centre) * factor + centre + shift
+        wave = interpolate(wave, pos)
+        gain = 10 ** (cfg.gain_db * (2 * torch.rand(batch, 1, device=device) - 1) / 20)
+        wave = wave * gain
+        if len(self.noise) > n and cfg.noise_prob > 0:
+            start = (torch.rand(batch, device=device) * (len(self.noise) - n)).long()
+            noise = self.noise[start[:, None] + torch.arange(n, device=device)]
+            lo, hi = cfg.snr_db
+            snr = lo + (hi - lo) * torch.rand(batch, 1, device=device)
+            power = wave.pow(2).mean(1, keepdim=True).clamp_min(1e-8)
+            scale = torch.sqrt(power / (noise.pow(2).mean(1, keepdim=True).clamp_min(1e-8) * 10 ** (snr / 10)))
+            use = (torch.rand(batch, 1, device=device) < cfg.noise_prob).float()
+            wave = wave + use * scale * noise
+        return wave
+
+
+def interpolate(wave: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """wave sampled at fractional positions (linear), zero outside the clip."""
+    n = wave.shape[1]
+    left = pos.floor().long()
+    frac = pos - left
+    padded = nn.functional.pad(wave, (1, 2))
+    li, ri = (left + 1).clamp(0, n + 2), (left + 2).clamp(0, n + 2)
+    inside = ((pos > -1) & (pos < n)).float()
+    return (padded.gather(1, li) * (1 - frac) + padded.gather(1, ri) * frac) * inside
