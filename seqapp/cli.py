@@ -25,7 +25,8 @@ def add_train_flags(p) -> None:
     _add(p, "--out", help="run folder: checkpoints, metrics.jsonl, curves.png, config.json")
     _add(p, "--steps", type=int)
     _add(p, "--lr", type=float)
-    _add(p, "--warmup", type=int, help="linear warm-up steps before the cosine decay")
+    _add(p, "--warmup", type=int, help="linear warm-up steps")
+    _add(p, "--schedule", choices=["wsd", "cosine", "constant"], help="learning-rate schedule after warm-up")
     _add(p, "--weight-decay", type=float)
     _add(p, "--grad-clip", type=float)
     _add(p, "--eval-every", type=int)
@@ -61,6 +62,7 @@ def build_parser() -> Parser:
     _add(lm, "--bidirectional", action="store_true", help=argparse.SUPPRESS)
     _add(lm, "--seq-len", type=int)
     _add(lm, "--val-fraction", type=float)
+    _add(lm, "--val-tokens", type=int, help="validate during training on at most this many tokens")
     add_train_flags(lm)
 
     kws = train.add_parser("kws", help="keyword spotter on Speech Commands")
@@ -174,19 +176,19 @@ def evaluate_lm(args) -> None:
     from . import checkpoint
     from .device import pick_device
     from .task import EvalContext
-    from .text import corpus
-    from .text.task import LMConfig, model_from_checkpoint, score_stream
+    from .text.corpus import TextCorpus
+    from .text.task import LMConfig, model_from_checkpoint, score_stream, scored_chars
 
     device = pick_device(args.device)
     ckpt = checkpoint.load(args.checkpoint, task="lm", map_location=device)
     model, tokenizer = model_from_checkpoint(ckpt)
     cfg = LMConfig.from_dict(ckpt["task_state"]["config"])
     data = args.data or cfg.data
-    rows = corpus.load_rows(data)
-    ids = corpus.encode(rows, tokenizer, args.split, cfg.val_fraction)
+    text = TextCorpus(data, cfg.val_fraction)
+    ids = text.encode(tokenizer, args.split)
     if len(ids) < 2:
         raise UserError(f"{data}: the {args.split} split is too short to score")
-    chars = corpus.count_chars(rows, args.split, cfg.val_fraction) - len(tokenizer.decode(ids[:1]))
+    chars = scored_chars(tokenizer, ids, text.chars(args.split))
     with torch.no_grad():
         result = score_stream(model.to(device), ids, chars, EvalContext(device, "fp32"), streams=1)
     result = {"data": data, "split": args.split, **result}

@@ -51,7 +51,7 @@ def plot_curves(jsonl: Path, png: Path, metric: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line]
-    train = [r for r in rows if r["split"] == "train"]
+    train = [r for r in rows if r["split"] == "train" and "loss" in r]
     val = [r for r in rows if r["split"] == "val" and metric in r]
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -25,8 +26,10 @@ class TrainConfig:
     out: str = "runs/run"
     steps: int = 1000
     lr: float = 2e-3
-    warmup: int = 100            # linear warm-up steps, then cosine decay to min_lr_ratio * lr
-    min_lr_ratio: float = 0.1
+    warmup: int = 0              # linear warm-up steps
+    schedule: str = "wsd"        # wsd: hold lr, then decay linearly over the last decay_fraction | cosine | constant
+    decay_fraction: float = 0.2
+    min_lr_ratio: float = 0.0    # where the decay ends, as a fraction of lr
     weight_decay: float = 0.01   # on weight matrices only
     grad_clip: float = 1.0
     eval_every: int = 200
@@ -45,6 +48,10 @@ class TrainConfig:
             positive(f"--{name}", getattr(self, name))
         for name in ("warmup", "weight_decay", "grad_clip", "patience"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {self.schedule!r} (choose {', '.join(SCHEDULES)})")
+        if not 0 < self.decay_fraction <= 1:
+            raise UserError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
         return self
 
     @classmethod
@@ -53,11 +60,25 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+SCHEDULES = ("wsd", "cosine", "constant")
+
+
+def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "wsd", decay_fraction: float = 0.2,
+              min_ratio: float = 0.0) -> float:
+    """The learning rate of `step` as a fraction of the peak. wsd (warm-up, stable, decay) holds the peak
+    and anneals only at the end: short runs are starved by cosine's early decay (docs/benchmarks.md)."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    decay_start = max(warmup, total * (1 - decay_fraction))
+    if step < decay_start:
+        return 1.0
+    progress = min(1.0, (step - decay_start) / max(1, total - decay_start))
+    return min_ratio + (1 - min_ratio) * (1 - progress)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -83,7 +104,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model = task.build_model().to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
-        schedule = partial(lr_factor, warmup=cfg.warmup, total=cfg.steps, min_ratio=cfg.min_lr_ratio)
+        schedule = partial(lr_factor, total=cfg.steps, warmup=cfg.warmup, schedule=cfg.schedule,
+                           decay_fraction=cfg.decay_fraction, min_ratio=cfg.min_lr_ratio)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step, self.best, self.evals_since_best, self.skipped = 0, None, 0, 0
@@ -151,7 +173,9 @@ class Trainer:
         elif finite:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped first step makes the scheduler warn about step order
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            self.scheduler.step()
         self.step += 1
         return loss.item(), count, finite
 

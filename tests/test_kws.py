@@ -101,7 +101,7 @@ def test_empty_or_malformed_folders_fail_clearly(tmp_path):
 
 
 def test_front_end_shapes_and_augmentation_only_in_training():
-    front = FrontEnd(FeatureConfig())
+    front = FrontEnd(FeatureConfig(frame_stack=1))
     front.set_noise(torch.randn(50000))
     wave = torch.from_numpy(np.stack([tone(300), tone(900)]))
     front.eval()
@@ -120,8 +120,8 @@ def test_front_end_shapes_and_augmentation_only_in_training():
 
 
 def test_mfcc_features():
-    front = FrontEnd(FeatureConfig(features="mfcc", n_mels=20)).eval()
-    assert front(torch.from_numpy(tone(300))[None]).shape == (1, 101, 20)
+    front = FrontEnd(FeatureConfig(features="mfcc", n_mels=20, frame_stack=2)).eval()
+    assert front(torch.from_numpy(tone(300))[None]).shape == (1, 50, 40)  # two frames per step
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
@@ -132,7 +132,7 @@ def test_pooling_variants(pooling, cell, bidirectional):
     logits, weights = model(wave, return_weights=True)
     assert logits.shape == (3, 12)
     if pooling == "attention":
-        assert weights.shape == (3, 101)
+        assert weights.shape == (3, 50)
         torch.testing.assert_close(weights.sum(1), torch.ones(3))
     else:
         assert weights is None

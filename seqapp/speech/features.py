@@ -19,6 +19,7 @@ class FeatureConfig:
     n_mels: int = 40
     win_ms: float = 25.0
     hop_ms: float = 10.0
+    frame_stack: int = 2         # join this many frames into one encoder step: half the steps, same context
     # training-only augmentation
     shift_ms: float = 100.0      # random time shift, either way
     speed: float = 0.15          # speed perturbation: factor drawn from 1 +- speed
@@ -52,13 +53,13 @@ class FrontEnd(nn.Module):
 
     @property
     def n_features(self) -> int:
-        return self.cfg.n_mels
+        return self.cfg.n_mels * self.cfg.frame_stack
 
     def set_noise(self, noise: torch.Tensor) -> None:
         self.noise = noise.to(self.noise.device)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """wave (batch, samples) -> features (batch, frames, n_features)."""
+        """wave (batch, samples) -> features (batch, frames // frame_stack, n_features)."""
         if self.training:
             wave = self.augment_wave(wave)
         x = self.transform(wave.float())
@@ -72,7 +73,12 @@ class FrontEnd(nn.Module):
             for _ in range(self.cfg.time_masks):
                 x = self.time_mask(x)
             x = x.squeeze(1)
-        return x.transpose(1, 2)
+        x = x.transpose(1, 2)  # (batch, frames, n_mels)
+        k = self.cfg.frame_stack
+        if k > 1:
+            frames = x.shape[1] // k * k
+            x = x[:, :frames].reshape(x.shape[0], frames // k, k * x.shape[2])
+        return x
 
     def augment_wave(self, wave: torch.Tensor) -> torch.Tensor:
         cfg, (batch, n), device = self.cfg, wave.shape, wave.device

@@ -91,8 +91,8 @@ class KWSTask:
         self.train_waves, self.train_labels, skipped = self._load(splits["training"], "training clips")
         self.val_waves, self.val_labels, skipped_val = self._load(splits["validation"], "validation clips")
         self.skipped = skipped + skipped_val
-        if skipped:
-            print(f"skipped {self.skipped} unreadable clips (--skip-bad-files)", file=sys.stderr)
+        if self.skipped:
+            print(f"skipped {self.skipped} unreadable clip(s) (--skip-bad-files)", file=sys.stderr)
         if len(self.train_labels) == 0:
             raise UserError(f"{root}: no training clips for the {cfg.classes}-class task")
         self.class_indices = [np.flatnonzero(self.train_labels == c) for c in range(len(self.names))]

@@ -70,50 +70,58 @@ def _ends_rows_with_newline(ds) -> bool:
     return first.endswith("\n")
 
 
-def total_chars(ds) -> int:
+class TextCorpus:
+    """A text split by characters: the first (1 - val_fraction) for training, the rest for validation."""
+
+    def __init__(self, spec: str, val_fraction: float = 0.1):
+        self.spec = spec
+        self.rows = load_rows(spec)
+        self.total = _total_chars(self.rows)
+        self.cut = self.total - int(self.total * val_fraction)
+
+    def bounds(self, split: str) -> tuple[int, int]:
+        return {"train": (0, self.cut), "val": (self.cut, self.total), "all": (0, self.total)}[split]
+
+    def chars(self, split: str) -> int:
+        lo, hi = self.bounds(split)
+        return hi - lo
+
+    def text(self, split: str) -> Iterator[str]:
+        """The split's text in chunks, in order, never as one string."""
+        lo, hi = self.bounds(split)
+        position = 0
+        for batch in self.rows.iter(batch_size=CHUNK_ROWS):
+            text = "".join(batch["text"])
+            start, end = position, position + len(text)
+            position = end
+            if end <= lo:
+                continue
+            if start >= hi:
+                break
+            yield text[max(lo, start) - start: min(hi, end) - start]
+
+    def encode(self, tokenizer, split: str, path: Path | None = None) -> np.ndarray:
+        """Token ids of a split. With a path, ids are streamed to disk and memory-mapped back."""
+        if path is None:
+            parts = [tokenizer.encode(text) for text in self.text(split)]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dtype = None
+        with path.open("wb") as f:
+            for text in self.text(split):
+                ids = tokenizer.encode(text)
+                dtype = ids.dtype
+                ids.tofile(f)
+        if dtype is None or path.stat().st_size == 0:
+            return np.zeros(0, dtype=np.uint8)
+        return np.memmap(path, dtype=dtype, mode="r")
+
+
+def _total_chars(rows) -> int:
     import pyarrow.compute as pc
 
-    return int(pc.sum(pc.utf8_length(ds.data.column("text"))).as_py() or 0)
-
-
-def iter_text(ds, split: str, val_fraction: float = 0.1) -> Iterator[str]:
-    """Chunks of the split's text, in order: 'train' (first 90%), 'val' (last 10%) or 'all'."""
-    total = total_chars(ds)
-    cut = total - int(total * val_fraction) if split != "all" else total
-    lo, hi = {"train": (0, cut), "val": (cut, total), "all": (0, total)}[split]
-    position = 0
-    for batch in ds.iter(batch_size=CHUNK_ROWS):
-        text = "".join(batch["text"])
-        start, end = position, position + len(text)
-        position = end
-        if end <= lo:
-            continue
-        if start >= hi:
-            break
-        yield text[max(lo, start) - start: min(hi, end) - start]
-
-
-def count_chars(ds, split: str, val_fraction: float = 0.1) -> int:
-    total = total_chars(ds)
-    val = int(total * val_fraction)
-    return {"train": total - val, "val": val, "all": total}[split]
-
-
-def encode(ds, tokenizer, split: str, val_fraction: float = 0.1, path: Path | None = None) -> np.ndarray:
-    """Token ids of a split. With a path, ids are streamed to disk and memory-mapped back."""
-    if path is None:
-        parts = [tokenizer.encode(text) for text in iter_text(ds, split, val_fraction)]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dtype = None
-    with path.open("wb") as f:
-        for text in iter_text(ds, split, val_fraction):
-            ids = tokenizer.encode(text)
-            dtype = ids.dtype
-            ids.tofile(f)
-    if dtype is None or path.stat().st_size == 0:
-        return np.zeros(0, dtype=np.uint8)
-    return np.memmap(path, dtype=dtype, mode="r")
+    column = rows.data.column("text")
+    return sum(int(pc.sum(pc.utf8_length(chunk)).as_py() or 0) for chunk in column.chunks)
 
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

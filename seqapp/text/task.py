@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..device import autocast
 from ..errors import UserError, positive
 from ..task import EvalContext
-from . import corpus
+from .corpus import TextCorpus
 from .model import LanguageModel, LMModelConfig
 from .tokenizer import tokenizer_from_state, train_tokenizer
 
@@ -33,10 +33,11 @@ class LMConfig:
     seq_len: int = 128
     val_fraction: float = 0.1
     eval_streams: int = 16       # validation during training runs this many contiguous streams at once
+    val_tokens: int = 1_000_000  # validation during training scores at most this many tokens (evaluate.py: all)
     seed: int = 1337
 
     def check(self) -> "LMConfig":
-        for name in ("vocab_size", "layers", "hidden", "batch_size", "seq_len", "eval_streams"):
+        for name in ("vocab_size", "layers", "hidden", "batch_size", "seq_len", "eval_streams", "val_tokens"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         positive("--embed", self.embed, allow_zero=True)
         if not 0 < self.val_fraction < 1:
@@ -63,16 +64,17 @@ class LMTask:
     def __init__(self, cfg: LMConfig, tokenizer=None, cache_dir: Path | None = None):
         self.cfg = cfg.check()
         LanguageModel(model_config(cfg, 2))  # refuse impossible models before reading any data
-        rows = corpus.load_rows(cfg.data)
+        text = TextCorpus(cfg.data, cfg.val_fraction)
         if tokenizer is None:
-            tokenizer = train_tokenizer(cfg.tokenizer, corpus.iter_text(rows, "train", cfg.val_fraction),
-                                        cfg.vocab_size)
+            tokenizer = train_tokenizer(cfg.tokenizer, text.text("train"), cfg.vocab_size)
         self.tokenizer = tokenizer
         cache = (lambda split: cache_dir / f"{split}.ids") if cache_dir else (lambda split: None)
-        self.train_ids = corpus.encode(rows, tokenizer, "train", cfg.val_fraction, cache("train"))
-        self.val_ids = corpus.encode(rows, tokenizer, "val", cfg.val_fraction, cache("val"))
-        # the first validation token is context, not a prediction: score the characters after it
-        self.val_chars = corpus.count_chars(rows, "val", cfg.val_fraction) - len(tokenizer.decode(self.val_ids[:1]))
+        self.train_ids = text.encode(tokenizer, "train", cache("train"))
+        self.val_ids = text.encode(tokenizer, "val", cache("val"))
+        self.val_chars = scored_chars(tokenizer, self.val_ids, text.chars("val"))
+        if len(self.val_ids) > cfg.val_tokens + 1:  # a large corpus: validate on the start of its split
+            self.val_ids = self.val_ids[: cfg.val_tokens + 1]
+            self.val_chars = scored_chars(tokenizer, self.val_ids, len(tokenizer.decode(self.val_ids)))
         if len(self.train_ids) < cfg.seq_len + 1:
             raise UserError(f"{cfg.data}: the training split has {len(self.train_ids)} tokens, fewer than one "
                             f"window of --seq-len {cfg.seq_len} + 1; use more text or a shorter --seq-len")
@@ -105,6 +107,11 @@ class LMTask:
 
     def state(self) -> dict:
         return {"config": asdict(self.cfg), "tokenizer": self.tokenizer.state()}
+
+
+def scored_chars(tokenizer, ids: np.ndarray, chars: int) -> int:
+    """The first token is context, not a prediction: the characters after it are the ones scored."""
+    return chars - len(tokenizer.decode(ids[:1]))
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[LanguageModel, object]:
