@@ -116,12 +116,27 @@ def resolve(given: dict, *config_classes) -> list:
             values = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{path} is not valid JSON ({e})") from None
-        known = {f.name for cls in config_classes for f in fields(cls)}
-        unknown = set(values) - known
+        if not isinstance(values, dict):
+            raise UserError(f"{path} must hold one JSON object of settings")
+        known = {f.name: f for cls in config_classes for f in fields(cls)}
+        unknown = set(values) - set(known)
         if unknown:
             raise UserError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        for name, value in values.items():
+            check_type(path, name, value, known[name].default)
     values.update({k: v for k, v in given.items() if k not in ("config", "command", "task", "resume")})
     return [cls.from_dict(values) for cls in config_classes]
+
+
+def check_type(path, name: str, value, default) -> None:
+    """A preset value must have the type of the setting's default (an int may stand for a float)."""
+    if default is None or value is None:
+        return
+    expected = type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    ok = ok or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise UserError(f"{path}: {name} should be {expected.__name__}, got {value!r}")
 
 
 def prepare_run(task_name: str, given: dict, task_class, resume: bool):
@@ -246,7 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nseqapp: interrupted (checkpoints already written are intact; continue with --resume)",
               file=sys.stderr)
         return 130
-    except MemoryError:
+    except OSError as e:  # the disk, a permission, a path: the user's environment, not a bug
+        where = f": {e.filename}" if e.filename else ""
+        print(f"seqapp: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "out of memory" not in str(e):
+            raise
         print("seqapp: error: out of memory (try a smaller --batch-size or model)", file=sys.stderr)
         return 1
     return 0

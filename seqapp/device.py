@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import torch
 
@@ -43,12 +42,3 @@ def autocast(device: torch.device, precision: str):
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
-
-@contextlib.contextmanager
-def native_cpu_kernels():
-    """PyTorch's native RNN kernels instead of oneDNN's. oneDNN trains faster but pays a large fixed cost
-    per call, which dominates one-token-at-a-time generation."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield

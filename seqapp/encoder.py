@@ -11,6 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .errors import UserError, positive
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+ONE_STEP = {"rnn_tanh": torch.rnn_tanh_cell, "rnn_relu": torch.rnn_relu_cell, "gru": torch.gru_cell,
+            "lstm": torch.lstm_cell}
 
 
 @dataclass
@@ -66,6 +68,29 @@ class RecurrentEncoder(nn.Module):
         out, state = self.rnn(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out, state
+
+    def step(self, x: torch.Tensor, state=None):
+        """One time step: x (batch, features) -> (batch, hidden) and the new state, in forward()'s format.
+        It runs PyTorch's fused single-step cells (torch.lstm_cell, ...) on this module's own weights: the same
+        result as forward() on a length-1 sequence, several times cheaper per call on the CPU, which is what
+        one-token-at-a-time generation needs. Unidirectional only."""
+        if self.config.bidirectional:
+            raise ValueError("step() runs forward in time only")
+        lstm, cell = self.config.cell == "lstm", ONE_STEP[self.config.cell]
+        if state is None:
+            zeros = x.new_zeros(self.config.layers, x.shape[0], self.config.hidden)
+            state = (zeros, zeros) if lstm else zeros
+        hs, cs = [], []
+        for layer in range(self.config.layers):
+            weights = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if lstm:
+                h, c = cell(x, (state[0][layer], state[1][layer]), *weights)
+                cs.append(c)
+            else:
+                h = cell(x, state[layer], *weights)
+            hs.append(h)
+            x = h
+        return x, ((torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs))
 
 
 def detach_state(state):

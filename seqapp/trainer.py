@@ -223,18 +223,17 @@ class Trainer:
             while self.step < cfg.steps:
                 loss, count, finite = self._train_step()
                 bar.update(1)
-                if not finite:
-                    self.skipped += 1
-                    bad_in_a_row += 1
+                if finite:
+                    bad_in_a_row = 0
+                    window_loss, window_units, window_steps = window_loss + loss, window_units + count, window_steps + 1
+                else:
+                    self.skipped, bad_in_a_row = self.skipped + 1, bad_in_a_row + 1
                     if self.dist.is_main:
                         self.log.write("train", self.step, {"skipped_nonfinite": self.skipped})
                     if bad_in_a_row >= cfg.max_bad_steps:
                         raise UserError(f"training stopped at step {self.step}: {bad_in_a_row} non-finite losses "
                                         f"in a row (try a lower --lr); the last good checkpoint is {self.out / 'last.pt'}")
-                    continue
-                bad_in_a_row = 0
-                window_loss, window_units, window_steps = window_loss + loss, window_units + count, window_steps + 1
-                if self.step % cfg.log_every == 0 and self.dist.is_main:
+                if self.step % cfg.log_every == 0 and window_steps and self.dist.is_main:
                     now = time.perf_counter()
                     rate = window_units * self.dist.world / (now - tick)
                     row = {"loss": window_loss / window_steps, "lr": self.scheduler.get_last_lr()[0],

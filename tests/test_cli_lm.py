@@ -109,3 +109,26 @@ def test_bad_generation_flags(tmp_path, text_file):
                             (["--temperature", "-1"], "--temperature"), (["--top-k", "0"], "--top-k")]:
         proc = run_cli("-m", "seqapp", "generate", "--checkpoint", str(out / "best.pt"), *flags)
         assert_one_line_error(proc, fragment)
+
+
+def test_unreachable_hub_dataset_is_one_line(tmp_path):
+    proc = run_cli("train.py", "lm", "--data", "someone/some_text_dataset", "--out", str(tmp_path / "r"), *TINY,
+                   env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    assert_one_line_error(proc, "someone/some_text_dataset", "--data PATH.txt")
+
+
+@pytest.mark.parametrize("preset,fragment", [('{"hidden": "big"}', "hidden should be int"),
+                                             ('{"hiden": 3}', "unknown settings hiden"),
+                                             ("[1, 2]", "one JSON object"), ("{oops", "not valid JSON")])
+def test_bad_presets(tmp_path, text_file, preset, fragment):
+    path = tmp_path / "preset.json"
+    path.write_text(preset)
+    proc = run_cli("train.py", "lm", "--config", str(path), "--data", str(text_file), "--out", str(tmp_path / "r"))
+    assert_one_line_error(proc, fragment)
+
+
+def test_unwritable_out_folder(tmp_path, text_file):
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    proc = run_cli("train.py", "lm", "--data", str(text_file), "--out", str(blocker / "run"), *TINY)
+    assert_one_line_error(proc)

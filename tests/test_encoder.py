@@ -53,6 +53,21 @@ def test_stepwise_equals_full_sequence(cell):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_step_cells_match_the_full_module(cell):
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(EncoderConfig(4, cell, 3, 6)).eval()
+    x = torch.randn(2, 12, 4)
+    full, full_state = enc(x)
+    state, outs = None, []
+    for t in range(12):
+        out, state = enc.step(x[:, t], state)
+        outs.append(out)
+    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+    for a, b in zip(state if cell == "lstm" else [state], full_state if cell == "lstm" else [full_state]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("bad", [dict(cell="transformer"), dict(layers=0), dict(hidden=-3), dict(dropout=1.5)])
 def test_bad_configs_are_user_errors(bad):
     with pytest.raises(UserError):

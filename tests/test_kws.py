@@ -203,3 +203,27 @@ def test_bad_kws_flags(tmp_path, speech_commands, flags, fragment):
 def test_missing_kws_folder(tmp_path):
     proc = run_cli("train.py", "kws", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
     assert_one_line_error(proc, "not found")
+
+
+def test_thirty_five_class_batches(speech_commands):
+    from seqapp.speech.task import KWSConfig, KWSTask
+
+    task = KWSTask(KWSConfig(data=str(speech_commands), classes=35, batch_size=32, hidden=8, layers=1))
+    waves, labels = task.train_batch(0, 0, 1)
+    assert waves.shape == (32, 16000) and int(labels.max()) < 35
+    assert "_silence_" not in task.names and task.names[int(labels[0])] in ds.WORDS_35
+    assert {task.names[int(y)] for y in labels} <= {"yes", "no", "up", "down", "left", "right", "on", "off",
+                                                    "stop", "go", "bed", "cat"}  # only words that have clips
+
+
+def test_batches_are_a_function_of_the_step(speech_commands):
+    from seqapp.speech.task import KWSConfig, KWSTask
+
+    task = KWSTask(KWSConfig(data=str(speech_commands), batch_size=16, hidden=8, layers=1))
+    a, b, c = task.train_batch(3, 0, 1), task.train_batch(3, 0, 1), task.train_batch(4, 0, 1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
+    halves = [task.train_batch(3, r, 2) for r in (0, 1)]  # two ranks split the same global batch
+    assert torch.equal(torch.cat([h[1] for h in halves]), a[1])
+    silence = task.names.index("_silence_")
+    counts = np.bincount(np.concatenate([task.train_batch(s, 0, 1)[1].numpy() for s in range(40)]), minlength=12)
+    assert 0.04 < counts[silence] / counts.sum() < 0.18  # about 10% silence

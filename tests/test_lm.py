@@ -98,11 +98,13 @@ def test_generation_same_seed_same_text_and_streams_what_it_returns(trained):
 def test_generation_is_stateful_not_rerunning_the_prefix(trained, monkeypatch):
     _, out, _ = trained
     model, tokenizer = model_from_checkpoint(checkpoint.load(out / "best.pt", task="lm"))
-    lengths = []
-    original = model.forward
-    monkeypatch.setattr(model, "forward", lambda ids, state=None: lengths.append(ids.shape[1]) or original(ids, state))
+    calls = []
+    forward, step = model.forward, model.step
+    monkeypatch.setattr(model, "forward", lambda ids, state=None: calls.append(ids.shape) or forward(ids, state))
+    monkeypatch.setattr(model, "step", lambda ids, state=None: calls.append(ids.shape) or step(ids, state))
     generate(model, tokenizer, "First Citizen", 20, 0.8)
-    assert lengths[0] == len("First Citizen") and set(lengths[1:]) == {1}
+    assert calls[0] == (1, len("First Citizen"))  # the prompt, read once
+    assert calls[1:] == [(1,)] * 20               # then one token per call, never the prefix again
 
 
 def test_sampling_filters():

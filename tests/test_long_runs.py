@@ -141,8 +141,9 @@ def test_too_many_nonfinite_steps_stop_with_the_last_good_checkpoint(tmp_path, l
     with pytest.raises(UserError, match="4 non-finite losses in a row"):
         trainer.fit()
     good = checkpoint.load(tmp_path / "run" / "last.pt")
-    assert good["step"] == 10
+    assert good["step"] == 15  # validated and saved mid-streak: the weights are still those of step 12
     assert all(torch.isfinite(v).all() for v in good["model"].values())
+    assert not (tmp_path / "run" / "best.pt").exists() or checkpoint.load(tmp_path / "run" / "best.pt")["step"] <= 15
 
 
 def test_patience_stops_early(tmp_path, lm_task):

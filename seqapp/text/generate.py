@@ -1,4 +1,6 @@
-"""Stateful sampling: the prompt is read once, then one token at a time with the carried state."""
+"""Stateful sampling: the prompt is read once, then one token at a time with the carried state
+(LanguageModel.step, which runs PyTorch's fused single-step cells: on the CPU a one-token nn.LSTM call costs
+several times more, most of it oneDNN's fixed cost per call)."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +8,6 @@ from typing import TextIO
 
 import torch
 
-from ..device import native_cpu_kernels
 from ..errors import UserError, positive
 
 
@@ -50,17 +51,17 @@ def generate(model, tokenizer, prompt: str = "\n", length: int = 500, temperatur
     generator = torch.Generator(device="cpu").manual_seed(seed)
     made: list[int] = []
     pending: list[int] = []  # tokens not yet written: a piece may end inside a multi-byte character
-    with native_cpu_kernels():
-        logits, state = model(torch.as_tensor(ids, device=device)[None], None)
-        for _ in range(length):
-            token = sample_next(logits[0, -1].float().cpu(), temperature, top_k, top_p, generator)
-            made.append(token)
-            if stream is not None:
-                pending.append(token)
-                piece = tokenizer.decode(pending)
-                if not piece.endswith("\ufffd"):
-                    stream.write(piece)
-                    stream.flush()
-                    pending.clear()
-            logits, state = model(torch.tensor([[token]], device=device), state)
+    logits, state = model(torch.as_tensor(ids, device=device)[None], None)  # the prompt, read once
+    logits = logits[:, -1]
+    for _ in range(length):
+        token = sample_next(logits[0].float().cpu(), temperature, top_k, top_p, generator)
+        made.append(token)
+        if stream is not None:
+            pending.append(token)
+            piece = tokenizer.decode(pending)
+            if not piece.endswith("\ufffd"):
+                stream.write(piece)
+                stream.flush()
+                pending.clear()
+        logits, state = model.step(torch.tensor([token], device=device), state)  # one token, state carried
     return tokenizer.decode(made)

@@ -42,3 +42,8 @@ class LanguageModel(nn.Module):
         """ids (batch, time) -> logits (batch, time, vocab), final state."""
         out, state = self.encoder(self.drop(self.embed(ids)), state=state)
         return self.head(self.drop(out)), state
+
+    def step(self, token: torch.Tensor, state=None):
+        """One token per stream: token (batch,) -> logits (batch, vocab), new state. For generation."""
+        out, state = self.encoder.step(self.embed(token), state)
+        return self.head(out), state
