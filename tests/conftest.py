@@ -19,6 +19,21 @@ def run_cli(*args, cwd=None, timeout=300, env=None):
                           timeout=timeout, env=full_env)
 
 
+def run_main(*args):
+    """The CLI's own entry point, in this process (no interpreter start-up): for the many bad-input checks.
+    Returns what run_cli returns: returncode, stdout, stderr."""
+    import contextlib
+    import io
+    import types
+
+    from seqapp.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 def assert_one_line_error(proc, *fragments):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import TEXT, assert_one_line_error, run_cli
+from conftest import TEXT, assert_one_line_error, run_cli, run_main
 
 TINY = ["--hidden", "32", "--layers", "1", "--batch-size", "4", "--seq-len", "16", "--steps", "10",
         "--eval-every", "5", "--device", "cpu"]
@@ -67,7 +67,7 @@ def test_bad_text_files(tmp_path, content, fragment):
     path = tmp_path / "input.txt"
     if content is not None:
         path.write_bytes(content)
-    proc = run_cli("train.py", "lm", "--data", str(path), "--out", str(tmp_path / "r"), *TINY)
+    proc = run_main("train", "lm", "--data", path, "--out", tmp_path / "r", *TINY)
     assert_one_line_error(proc, fragment)
 
 
@@ -82,13 +82,13 @@ def test_bad_text_files(tmp_path, content, fragment):
     (["--bidirectional"], "bidirectional"),
 ])
 def test_bad_flags(tmp_path, text_file, flags, fragment):
-    proc = run_cli("train.py", "lm", "--data", str(text_file), "--out", str(tmp_path / "r"), *TINY, *flags)
+    proc = run_main("train", "lm", "--data", text_file, "--out", tmp_path / "r", *TINY, *flags)
     assert_one_line_error(proc, fragment)
 
 
 def test_bad_checkpoints(tmp_path, text_file):
     good = tmp_path / "run"
-    assert run_cli("train.py", "lm", "--data", str(text_file), "--out", str(good), *TINY).returncode == 0
+    assert run_main("train", "lm", "--data", text_file, "--out", good, *TINY).returncode == 0
     blob = (good / "best.pt").read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(blob[: len(blob) // 2])
@@ -98,16 +98,17 @@ def test_bad_checkpoints(tmp_path, text_file):
     torch.save({"format_version": 1, "task": "kws", "model": {}}, kws)
     for path, fragment in [(truncated, "corrupt or truncated"), (garbage, "not a readable checkpoint"),
                            (kws, "'kws' checkpoint"), (tmp_path / "missing.pt", "not found")]:
-        assert_one_line_error(run_cli("evaluate.py", "lm", "--checkpoint", str(path)), fragment)
-        assert_one_line_error(run_cli("-m", "seqapp", "generate", "--checkpoint", str(path)), fragment)
+        assert_one_line_error(run_main("evaluate", "lm", "--checkpoint", path), fragment)
+        assert_one_line_error(run_main("generate", "--checkpoint", path), fragment)
+    assert_one_line_error(run_cli("evaluate.py", "lm", "--checkpoint", str(truncated)), "truncated")  # and for real
 
 
 def test_bad_generation_flags(tmp_path, text_file):
     out = tmp_path / "run"
-    assert run_cli("train.py", "lm", "--data", str(text_file), "--out", str(out), *TINY).returncode == 0
+    assert run_main("train", "lm", "--data", text_file, "--out", out, *TINY).returncode == 0
     for flags, fragment in [(["--length", "0"], "--length"), (["--top-p", "1.5"], "--top-p"),
                             (["--temperature", "-1"], "--temperature"), (["--top-k", "0"], "--top-k")]:
-        proc = run_cli("-m", "seqapp", "generate", "--checkpoint", str(out / "best.pt"), *flags)
+        proc = run_main("generate", "--checkpoint", out / "best.pt", *flags)
         assert_one_line_error(proc, fragment)
 
 
@@ -123,12 +124,12 @@ def test_unreachable_hub_dataset_is_one_line(tmp_path):
 def test_bad_presets(tmp_path, text_file, preset, fragment):
     path = tmp_path / "preset.json"
     path.write_text(preset)
-    proc = run_cli("train.py", "lm", "--config", str(path), "--data", str(text_file), "--out", str(tmp_path / "r"))
+    proc = run_main("train", "lm", "--config", path, "--data", text_file, "--out", tmp_path / "r")
     assert_one_line_error(proc, fragment)
 
 
 def test_unwritable_out_folder(tmp_path, text_file):
     blocker = tmp_path / "file"
     blocker.write_text("in the way")
-    proc = run_cli("train.py", "lm", "--data", str(text_file), "--out", str(blocker / "run"), *TINY)
+    proc = run_main("train", "lm", "--data", text_file, "--out", blocker / "run", *TINY)
     assert_one_line_error(proc)

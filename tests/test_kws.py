@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import assert_one_line_error, make_speech_commands, run_cli, tone
+from conftest import assert_one_line_error, make_speech_commands, run_cli, run_main, tone
 from seqapp.errors import UserError
 from seqapp.speech import dataset as ds
 from seqapp.speech.audio import load_audio
@@ -179,13 +179,13 @@ def test_train_evaluate_spot_through_the_cli(tmp_path, speech_commands):
 
 def test_evaluate_takes_the_canonical_test_layout(tmp_path, speech_commands):
     out = tmp_path / "kws"
-    assert run_cli("train.py", "kws", "--data", str(speech_commands), "--out", str(out), "--steps", "4",
-                   "--eval-every", "4", "--hidden", "16", "--layers", "1", "--device", "cpu").returncode == 0
+    assert run_main("train", "kws", "--data", speech_commands, "--out", out, "--steps", "4",
+                    "--eval-every", "4", "--hidden", "16", "--layers", "1", "--device", "cpu").returncode == 0
     test = tmp_path / "test"
     for word in ("yes", "no", "_silence_", "_unknown_"):
         (test / word).mkdir(parents=True)
         sf.write(test / word / f"{word.strip('_')}_1234abcd_nohash_0.wav.flac", tone(400), 16000)
-    ev = run_cli("evaluate.py", "kws", "--checkpoint", str(out / "best.pt"), "--data", str(test), "--json")
+    ev = run_main("evaluate", "kws", "--checkpoint", out / "best.pt", "--data", test, "--json")
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert result["set"] == "canonical test set" and result["clips"] == 4
@@ -196,12 +196,12 @@ def test_evaluate_takes_the_canonical_test_layout(tmp_path, speech_commands):
                                             (["--pooling", "max"], "invalid choice"),
                                             (["--hidden", "0"], "--hidden")])
 def test_bad_kws_flags(tmp_path, speech_commands, flags, fragment):
-    proc = run_cli("train.py", "kws", "--data", str(speech_commands), "--out", str(tmp_path / "r"), *flags)
+    proc = run_main("train", "kws", "--data", speech_commands, "--out", tmp_path / "r", *flags)
     assert_one_line_error(proc, fragment)
 
 
 def test_missing_kws_folder(tmp_path):
-    proc = run_cli("train.py", "kws", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
+    proc = run_main("train", "kws", "--data", tmp_path / "nowhere", "--out", tmp_path / "r")
     assert_one_line_error(proc, "not found")
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_main
 from seqapp import checkpoint
 from seqapp.errors import UserError
 from seqapp.text.task import LMConfig, LMTask
@@ -155,7 +155,7 @@ def test_patience_stops_early(tmp_path, lm_task):
 
 def test_tensorboard_and_resolved_config(tmp_path, text_file):
     out = tmp_path / "run"
-    proc = run_cli(*train_args(text_file, out, steps=6, eval_every=3), "--tensorboard", "--patience", "5")
+    proc = run_main("train", *train_args(text_file, out, steps=6, eval_every=3)[1:], "--tensorboard", "--patience", "5")
     assert proc.returncode == 0, proc.stderr
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     config = json.loads((out / "config.json").read_text())
@@ -173,7 +173,7 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     with pytest.raises(UserError, match="refused"):
         checkpoint.load(path)
     assert not (tmp_path / "pwned").exists()
-    assert_one_line_error(run_cli("evaluate.py", "lm", "--checkpoint", str(path)), "refused")
+    assert_one_line_error(run_main("evaluate", "lm", "--checkpoint", path), "refused")
 
 
 def test_newer_format_and_wrong_task_are_refused(tmp_path):

@@ -11,6 +11,10 @@ from ..errors import UserError
 
 SAMPLE_RATE = 16_000
 AUDIO_SUFFIXES = (".wav", ".flac")
+# Beyond these a header is lying, and reading or resampling what it claims would exhaust memory.
+RATES = (1_000, 384_000)
+MAX_CHANNELS = 64
+MAX_SAMPLES = 1 << 28  # 256M samples: over an hour of 48 kHz stereo
 
 
 def read_audio(path: str | Path) -> torch.Tensor:
@@ -26,6 +30,11 @@ def read_audio(path: str | Path) -> torch.Tensor:
     if path.suffix.lower() == ".wav":
         check_wav_complete(path)
     try:
+        info = sf.info(str(path))  # check what the header claims before reading anything
+        if not RATES[0] <= info.samplerate <= RATES[1]:
+            raise UserError(f"{path}: unsupported sample rate {info.samplerate} Hz (expected {RATES[0]}-{RATES[1]})")
+        if info.channels > MAX_CHANNELS or info.frames * info.channels > MAX_SAMPLES:
+            raise UserError(f"{path}: implausible audio ({info.channels} channels, {info.frames} frames)")
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

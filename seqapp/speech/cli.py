@@ -13,6 +13,7 @@ def add_train_kws_flags(p, add_encoder_flags) -> None:
     add("--bidirectional", action=argparse.BooleanOptionalAction)
     add("--pooling", choices=["last", "mean", "attention"])
     add("--epochs", type=float, help="training length in passes over the training set (instead of --steps)")
+    add("--augment", action=argparse.BooleanOptionalAction, help="training-time augmentation (default: on)")
     add("--skip-bad-files", action="store_true", help="skip unreadable clips (counted) instead of stopping")
 
 
@@ -41,9 +42,6 @@ def train_kws(args, prepare_run) -> None:
 def load_eval_set(root, names, seed: int = 0):
     """(waves, labels, description) from a canonical test-set folder, or the testing split of a standard
     Speech Commands folder (with _silence_ clips cut from its background noise)."""
-    import numpy as np
-    import torch
-
     from ..errors import UserError
     from . import dataset as ds
 
@@ -52,16 +50,11 @@ def load_eval_set(root, names, seed: int = 0):
         chosen, what = clips, "canonical test set"
     else:
         chosen, what = ds.assign_splits(root, clips)["testing"], "testing split"
-    labelled = [(c, ds.label_of(c.word, names)) for c in chosen]
-    labelled = [(c, y) for c, y in labelled if y is not None]
-    if not labelled:
+    waves, labels, _ = ds.load_labelled(chosen, names, desc=what)
+    if len(labels) == 0:
         raise UserError(f"{root}: no clips in its {what} for the classes {', '.join(names)}")
-    waves, _ = ds.load_clips([c for c, _ in labelled], desc=what)
-    labels = np.array([y for _, y in labelled], dtype=np.int64)
-    if what == "testing split" and ds.SILENCE in names:
-        count = max(1, len(labels) // (len(names) - 1))
-        waves = torch.cat([waves, ds.silence_clips(ds.load_noise(noise_files), count, seed)])
-        labels = np.concatenate([labels, np.full(count, names.index(ds.SILENCE))])
+    if what == "testing split":
+        waves, labels = ds.add_silence(waves, labels, names, ds.load_noise(noise_files), seed)
     return waves, labels, what
 
 

@@ -132,6 +132,25 @@ def load_noise(files: list[Path]) -> torch.Tensor:
     return torch.cat(waves) if waves else torch.zeros(0)
 
 
+def load_labelled(clips: list[Clip], names: list[str], skip_bad: bool = False, desc: str = "audio"):
+    """(waves, labels, skipped) for the clips whose word has a class in `names`."""
+    labelled = [(c, label_of(c.word, names)) for c in clips]
+    labelled = [(c, y) for c, y in labelled if y is not None]
+    waves, skipped = load_clips([c for c, _ in labelled], skip_bad, desc)
+    dropped = set(skipped)
+    labels = np.array([y for i, (_, y) in enumerate(labelled) if i not in dropped], dtype=np.int64)
+    return waves, labels, len(skipped)
+
+
+def add_silence(waves: torch.Tensor, labels: np.ndarray, names: list[str], noise: torch.Tensor, seed: int):
+    """Append fixed `_silence_` clips, as many as an average class has, when the task has that class."""
+    if SILENCE not in names:
+        return waves, labels
+    count = max(1, len(labels) // (len(names) - 1))
+    return (torch.cat([waves, silence_clips(noise, count, seed)]),
+            np.concatenate([labels, np.full(count, names.index(SILENCE))]))
+
+
 def silence_clips(noise: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     """Fixed `_silence_` clips for validation: noise at random gains, plus true silence when no noise."""
     rng = np.random.default_rng(seed)

@@ -88,8 +88,11 @@ class KWSTask:
                             "layout and pass this folder to evaluate.py")
         splits = ds.assign_splits(root, clips)
         self.noise = ds.load_noise(noise_files)
-        self.train_waves, self.train_labels, skipped = self._load(splits["training"], "training clips")
-        self.val_waves, self.val_labels, skipped_val = self._load(splits["validation"], "validation clips")
+        skip = cfg.skip_bad_files
+        self.train_waves, self.train_labels, skipped = ds.load_labelled(splits["training"], self.names, skip,
+                                                                        "training clips")
+        self.val_waves, self.val_labels, skipped_val = ds.load_labelled(splits["validation"], self.names, skip,
+                                                                        "validation clips")
         self.skipped = skipped + skipped_val
         if self.skipped:
             print(f"skipped {self.skipped} unreadable clip(s) (--skip-bad-files)", file=sys.stderr)
@@ -97,20 +100,11 @@ class KWSTask:
             raise UserError(f"{root}: no training clips for the {cfg.classes}-class task")
         self.class_indices = [np.flatnonzero(self.train_labels == c) for c in range(len(self.names))]
         self.probs = self._class_probabilities()
-        if len(self.val_labels) == 0:  # no validation clips: validate on a slice of training (said plainly)
+        if len(self.val_labels) == 0:
             print("note: no validation clips found; validating on the training clips", file=sys.stderr)
             self.val_waves, self.val_labels = self.train_waves, self.train_labels
-        if ds.SILENCE in self.names:
-            count = max(1, len(self.val_labels) // (len(self.names) - 1))
-            self.val_waves = torch.cat([self.val_waves, ds.silence_clips(self.noise, count, cfg.seed)])
-            self.val_labels = np.concatenate([self.val_labels, np.full(count, self.names.index(ds.SILENCE))])
-
-    def _load(self, clips, desc):
-        labelled = [(c, ds.label_of(c.word, self.names)) for c in clips]
-        labelled = [(c, y) for c, y in labelled if y is not None]
-        waves, skipped = ds.load_clips([c for c, _ in labelled], self.cfg.skip_bad_files, desc)
-        labels = np.array([y for i, (_, y) in enumerate(labelled) if i not in set(skipped)], dtype=np.int64)
-        return waves, labels, len(skipped)
+        self.val_waves, self.val_labels = ds.add_silence(self.val_waves, self.val_labels, self.names, self.noise,
+                                                         cfg.seed)
 
     def _class_probabilities(self) -> np.ndarray:
         counts = np.array([len(i) for i in self.class_indices], dtype=np.float64)
