@@ -6,7 +6,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
+from .config import Settings
 from .device import autocast, pick_device, pick_precision
 from .errors import UserError, positive
 from .metrics import MetricsLog
@@ -22,7 +23,7 @@ from .task import EvalContext, Task
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     out: str = "runs/run"
     steps: int = 1000
     lr: float = 2e-3
@@ -54,10 +55,6 @@ class TrainConfig:
             raise UserError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
         return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 SCHEDULES = ("wsd", "cosine", "constant")

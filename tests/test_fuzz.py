@@ -3,7 +3,6 @@ import io
 import struct
 
 import numpy as np
-import pytest
 import soundfile as sf
 import torch
 from hypothesis import HealthCheck, given, settings

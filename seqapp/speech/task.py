@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import Settings
 from ..device import autocast
 from ..errors import UserError, positive
 from ..task import EvalContext
@@ -20,7 +21,7 @@ from .model import KeywordSpotter, KWSModelConfig
 
 
 @dataclass
-class KWSConfig:
+class KWSConfig(Settings):
     data: str = "data/speech_commands"
     classes: int = 12
     features: str = "logmel"
@@ -49,10 +50,6 @@ class KWSConfig:
         ds.class_names(self.classes)
         return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "KWSConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
     def model_config(self) -> KWSModelConfig:
         return KWSModelConfig(len(ds.class_names(self.classes)), self.cell, self.layers, self.hidden, self.dropout,

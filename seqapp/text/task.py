@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import Settings
 from ..device import autocast
 from ..errors import UserError, positive
 from ..task import EvalContext
@@ -18,7 +19,7 @@ from .tokenizer import tokenizer_from_state, train_tokenizer
 
 
 @dataclass
-class LMConfig:
+class LMConfig(Settings):
     data: str = "data/tinyshakespeare/input.txt"
     tokenizer: str = "char"
     vocab_size: int = 2000       # SentencePiece only
@@ -44,10 +45,6 @@ class LMConfig:
             raise UserError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "LMConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def model_config(cfg: LMConfig, vocab_size: int) -> LMModelConfig:
