@@ -32,10 +32,6 @@ class Dist:
         dist.broadcast(t, src=0)
         return bool(t.item())
 
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
 
 def init(device_name: str) -> Dist:
     """Join the process group torchrun set up, if any."""

@@ -92,11 +92,3 @@ class RecurrentEncoder(nn.Module):
             x = h
         return x, ((torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs))
 
-
-def detach_state(state):
-    """Cut the graph behind a carried state (truncated backpropagation through time)."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
