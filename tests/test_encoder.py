@@ -38,30 +38,23 @@ def test_packed_lengths_ignore_padding(cell):
     torch.testing.assert_close(out[1], out_noisy[1])
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_stepwise_equals_full_sequence(cell):
-    torch.manual_seed(0)
-    enc = RecurrentEncoder(EncoderConfig(4, cell, 2, 6)).eval()
-    x = torch.randn(2, 10, 4)
-    full, full_state = enc(x)
-    state, steps = None, []
-    for t in range(10):
-        out, state = enc(x[:, t: t + 1], state=state)
-        steps.append(out)
-    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
-    for a, b in zip(state if cell == "lstm" else [state], full_state if cell == "lstm" else [full_state]):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+def forward_one(enc, x_t, state):
+    out, state = enc(x_t[:, None], state=state)
+    return out[:, 0], state
 
 
+@pytest.mark.parametrize("one_step", [forward_one, lambda enc, x_t, state: enc.step(x_t, state)],
+                         ids=["forward", "step"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_one_step_cells_match_the_full_module(cell):
+def test_stepwise_equals_full_sequence(cell, one_step):
+    """One step at a time with the carried state (forward() on length 1, or the fused step()) == one pass."""
     torch.manual_seed(0)
     enc = RecurrentEncoder(EncoderConfig(4, cell, 3, 6)).eval()
     x = torch.randn(2, 12, 4)
     full, full_state = enc(x)
     state, outs = None, []
     for t in range(12):
-        out, state = enc.step(x[:, t], state)
+        out, state = one_step(enc, x[:, t], state)
         outs.append(out)
     torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
     for a, b in zip(state if cell == "lstm" else [state], full_state if cell == "lstm" else [full_state]):
