@@ -1,4 +1,5 @@
 # `make train` and `make test` set up .venv from pyproject.toml on first use.
+# Extra flags go through ARGS: `make train ARGS=--resume` continues an interrupted run.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: $(VENV)/.installed
-	$(PY) train.py lm --config configs/lm_cpu.json --data $(DATA)
+	$(PY) train.py lm --config configs/lm_cpu.json --data $(DATA) $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
