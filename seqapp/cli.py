@@ -172,6 +172,8 @@ def train_lm(args) -> None:
     lm_cfg.seed = train_cfg.seed
     if lm_cfg.data == LMConfig.data and not Path(lm_cfg.data).exists():
         fetch_tiny_shakespeare(Path(lm_cfg.data))
+    if Path(lm_cfg.data).expanduser().exists():  # stored resolved: evaluate.py finds it from any folder
+        lm_cfg.data = str(Path(lm_cfg.data).expanduser().resolve())
     tokenizer = tokenizer_from_state(ckpt["task_state"]["tokenizer"]) if ckpt else None
     rank = int(os.environ.get("RANK", "0"))
     task = LMTask(lm_cfg, tokenizer, cache_dir=Path(train_cfg.out) / "data" / (f"rank{rank}" if rank else ""))
@@ -199,11 +201,13 @@ def evaluate_lm(args) -> None:
     model, tokenizer = model_from_checkpoint(ckpt)
     cfg = LMConfig.from_dict(ckpt["task_state"]["config"])
     data = args.data or cfg.data
+    if not args.data and Path(data).is_absolute() and not Path(data).exists():
+        raise UserError(f"the text this model was trained on is no longer at {data}; pass it with --data PATH")
     text = TextCorpus(data, cfg.val_fraction)
     ids = text.encode(tokenizer, args.split)
     if len(ids) < 2:
         raise UserError(f"{data}: the {args.split} split is too short to score")
-    chars = scored_chars(tokenizer, ids, text.chars(args.split))
+    chars = scored_chars(tokenizer, ids)
     with torch.no_grad():
         result = score_stream(model.to(device), ids, chars, EvalContext(device, "fp32"), streams=1)
     result = {"data": data, "split": args.split, **result}

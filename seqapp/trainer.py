@@ -1,4 +1,4 @@
-"""One training loop for every task: AdamW, warm-up + cosine decay, clipping, mixed precision, periodic
+"""One training loop for every task: AdamW, warm-up then warm-up-stable-decay (or cosine), clipping, mixed precision, periodic
 validation, best/last checkpoints, exact resume, DDP, metrics. The task supplies model, batches and figures."""
 from __future__ import annotations
 

@@ -1,11 +1,22 @@
+import functools
 import os
+import pickle
+import resource
+import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import settings
+
+# Under CI=true hypothesis draws the same examples every run (a failure there is reproducible, never luck);
+# locally it explores new ones each run, and anything it finds is kept as an @example in the test.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "default")
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -32,6 +43,59 @@ def run_main(*args):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+MEMORY_CAP_MB = 1024
+
+
+def _virtual_memory_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def memory_capped(extra_mb: int = MEMORY_CAP_MB, timeout: int = 300):
+    """Run the test in a forked child whose address space may grow by at most `extra_mb` (RLIMIT_AS): code
+    that feeds untrusted bytes to a loader fails this one test with a clear message if it tries to allocate
+    gigabytes, instead of waking the kernel's OOM killer on the whole machine."""
+    def decorate(test):
+        @functools.wraps(test)
+        def wrapper(*args, **kwargs):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: cap, run, report, and leave without running pytest's exit handlers
+                os.close(read_end)
+                outcome = None
+                try:
+                    import torch
+
+                    torch.set_num_threads(1)  # as DataLoader workers do after a fork
+                    signal.alarm(int(timeout))  # and bounded time: SIGALRM ends a child that hangs
+                    limit = _virtual_memory_bytes() + extra_mb * 2**20
+                    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                    test(*args, **kwargs)
+                except MemoryError:
+                    outcome = f"MemoryError: the test asked for more than {extra_mb} MB above its start"
+                except BaseException as e:  # noqa: BLE001  (reported to the parent, which fails)
+                    outcome = "".join(traceback.format_exception(e))
+                    if "can't allocate memory" in outcome or "not enough memory" in outcome:
+                        outcome = f"over the {extra_mb} MB memory cap:\n{outcome}"
+                with os.fdopen(write_end, "wb") as f:
+                    f.write(pickle.dumps(outcome))
+                os._exit(0)
+            os.close(write_end)
+            with os.fdopen(read_end, "rb") as f:
+                data = f.read()
+            _, status = os.waitpid(pid, 0)
+            if not data:
+                pytest.fail(f"the memory-capped child died (wait status {status}): killed for memory, or over {timeout} s")
+            outcome = pickle.loads(data)
+            if outcome is not None:
+                pytest.fail(outcome, pytrace=False)
+        return wrapper
+    return decorate
 
 
 def assert_one_line_error(proc, *fragments):

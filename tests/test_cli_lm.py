@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import TEXT, assert_one_line_error, run_cli, run_main
+from conftest import ROOT, TEXT, assert_one_line_error, run_cli, run_main
 
 TINY = ["--hidden", "32", "--layers", "1", "--batch-size", "4", "--seq-len", "16", "--steps", "10",
         "--eval-every", "5", "--device", "cpu"]
@@ -37,14 +37,18 @@ def test_train_evaluate_generate(tmp_path, text_file):
 
 def test_sentencepiece_model_scores_per_character(tmp_path, text_file):
     out = tmp_path / "sp"
-    train = run_cli("train.py", "lm", "--data", str(text_file), "--tokenizer", "sentencepiece", "--vocab-size",
-                    "400", "--out", str(out), *TINY)
+    train = run_cli(ROOT / "train.py", "lm", "--data", text_file.name, "--tokenizer", "sentencepiece",  # relative
+                    "--vocab-size", "400", "--out", str(out), *TINY, cwd=text_file.parent)
     assert train.returncode == 0, train.stderr
-    ev = run_cli("evaluate.py", "lm", "--checkpoint", str(out / "best.pt"), "--json")
+    ev = run_cli("evaluate.py", "lm", "--checkpoint", str(out / "best.pt"), "--json")  # from another folder
+    assert ev.returncode == 0, ev.stderr
     figures = json.loads(ev.stdout)
     assert figures["tokens"] < figures["chars"]  # several characters per piece, loss still per character
+    assert figures["chars"] == int(len(TEXT) * 0.1) - 1  # counted exactly from the pieces
     gen = run_cli("-m", "seqapp", "generate", "--checkpoint", str(out / "best.pt"), "--length", "20")
     assert gen.returncode == 0, gen.stderr
+    text_file.rename(tmp_path / "moved.txt")
+    assert_one_line_error(run_main("evaluate", "lm", "--checkpoint", out / "best.pt"), str(text_file), "--data")
 
 
 def test_resume_refuses_to_overwrite_and_continues(tmp_path, text_file):

@@ -5,10 +5,10 @@ import struct
 import numpy as np
 import soundfile as sf
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_one_line_error, make_speech_commands, run_main
+from conftest import assert_one_line_error, make_speech_commands, memory_capped, run_main
 from seqapp.errors import UserError
 from seqapp.speech.audio import load_audio
 from seqapp.text.task import LMConfig, LMTask
@@ -63,6 +63,7 @@ def audio_outcome(path):
     return wave
 
 
+@memory_capped()
 @FAST
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_named_wav(tmp_path, blob):
@@ -77,8 +78,11 @@ def wav_bytes(frames=1600, rate=16000, channels=1, subtype="PCM_16"):
     return bytearray(buf.getvalue())
 
 
+@memory_capped()
 @FAST
 @given(field=st.sampled_from([4, 16, 20, 22, 24, 28, 32, 34, 40]), value=st.integers(0, 2**32 - 1))
+@example(field=24, value=44_101)   # rates sharing few factors with 16 kHz: torchaudio's resampler asked
+@example(field=24, value=383_999)  # for 2.8 and 24.6 GB here and got the test run OOM-killed
 def test_wav_with_a_lying_header(tmp_path, field, value):
     blob = wav_bytes()
     blob[field: field + 4] = struct.pack("<I", value)[: len(blob[field: field + 4])]
@@ -87,6 +91,7 @@ def test_wav_with_a_lying_header(tmp_path, field, value):
     audio_outcome(path)
 
 
+@memory_capped()
 @FAST
 @given(frames=st.integers(0, 40000), rate=st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000]),
        channels=st.integers(1, 2), subtype=st.sampled_from(["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"]))

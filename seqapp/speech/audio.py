@@ -17,10 +17,20 @@ MAX_CHANNELS = 64
 MAX_SAMPLES = 1 << 28  # 256M samples: over an hour of 48 kHz stereo
 
 
+def resample(samples: np.ndarray, rate: int) -> np.ndarray:
+    """float32 mono at `rate` -> 16 kHz with libsoxr (python-soxr, librosa's default resampler). Its memory
+    and time grow with the audio, never with the ratio: torchaudio's polyphase kernel grows with
+    (rate / gcd) x (16000 / gcd), and a rate such as 44,101 Hz asked it for gigabytes."""
+    import soxr
+
+    if rate == SAMPLE_RATE:
+        return samples
+    return soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+
+
 def read_audio(path: str | Path) -> torch.Tensor:
     """The whole file as mono float32 at 16 kHz, any length."""
     import soundfile as sf
-    import torchaudio.functional as AF
 
     path = Path(path)
     if not path.is_file():
@@ -43,10 +53,7 @@ def read_audio(path: str | Path) -> torch.Tensor:
         raise UserError(f"{path}: the file holds no audio samples")
     if not np.isfinite(samples).all():
         raise UserError(f"{path}: the audio holds NaN or infinite samples")
-    wave = torch.from_numpy(samples.mean(axis=1))
-    if rate != SAMPLE_RATE:
-        wave = AF.resample(wave, rate, SAMPLE_RATE)
-    return wave
+    return torch.from_numpy(np.ascontiguousarray(resample(samples.mean(axis=1), rate)))
 
 
 def fit_to_one_second(wave: torch.Tensor) -> torch.Tensor:

@@ -63,15 +63,14 @@ class LMTask:
         LanguageModel(model_config(cfg, 2))  # refuse impossible models before reading any data
         text = TextCorpus(cfg.data, cfg.val_fraction)
         if tokenizer is None:
-            tokenizer = train_tokenizer(cfg.tokenizer, text.text("train"), cfg.vocab_size)
+            tokenizer = train_tokenizer(cfg.tokenizer, lambda: text.text("train"), cfg.vocab_size)
         self.tokenizer = tokenizer
         cache = (lambda split: cache_dir / f"{split}.ids") if cache_dir else (lambda split: None)
         self.train_ids = text.encode(tokenizer, "train", cache("train"))
         self.val_ids = text.encode(tokenizer, "val", cache("val"))
-        self.val_chars = scored_chars(tokenizer, self.val_ids, text.chars("val"))
         if len(self.val_ids) > cfg.val_tokens + 1:  # a large corpus: validate on the start of its split
             self.val_ids = self.val_ids[: cfg.val_tokens + 1]
-            self.val_chars = scored_chars(tokenizer, self.val_ids, len(tokenizer.decode(self.val_ids)))
+        self.val_chars = scored_chars(tokenizer, self.val_ids)
         if len(self.train_ids) < cfg.seq_len + 1:
             raise UserError(f"{cfg.data}: the training split has {len(self.train_ids)} tokens, fewer than one "
                             f"window of --seq-len {cfg.seq_len} + 1; use more text or a shorter --seq-len")
@@ -106,9 +105,10 @@ class LMTask:
         return {"config": asdict(self.cfg), "tokenizer": self.tokenizer.state()}
 
 
-def scored_chars(tokenizer, ids: np.ndarray, chars: int) -> int:
-    """The first token is context, not a prediction: the characters after it are the ones scored."""
-    return chars - len(tokenizer.decode(ids[:1]))
+def scored_chars(tokenizer, ids: np.ndarray) -> int:
+    """The first token is context, not a prediction: the characters that start after it are the ones scored
+    (counted from the ids, exact when a byte piece holds part of a character)."""
+    return tokenizer.count_chars(ids[1:])
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[LanguageModel, object]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Iterable
+from collections import Counter
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -26,9 +27,9 @@ class CharTokenizer:
         self.unk_id = len(self.chars)
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size=None) -> "CharTokenizer":
+    def train(cls, texts: Callable[[], Iterable[str]], vocab_size=None) -> "CharTokenizer":
         seen: set[str] = set()
-        for text in texts:
+        for text in texts():
             seen.update(text)
         if not seen:
             raise UserError("the training text is empty")
@@ -47,6 +48,9 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in ids if i < self.unk_id)
 
+    def count_chars(self, ids) -> int:
+        return len(ids)  # one id per character, unknown ones included
+
     def unknown_in(self, text: str) -> set[str]:
         return set(text) - set(self.chars)
 
@@ -54,9 +58,17 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.chars}
 
 
+# SentencePiece's own pieces: 256 bytes, <unk>, <s>, </s>, plus ours: newline and the space marker.
+RESERVED_PIECES = 256 + 3 + 2
+MIN_SENTENCEPIECE_VOCAB = RESERVED_PIECES + 1
+MAX_SENTENCES = 2_000_000
+
+
 class SentencePieceTokenizer:
     """SentencePiece (unigram) trained on the training split. Identity normalisation, newline as its own
-    piece and byte fallback, so decode(encode(text)) == text for any text."""
+    piece and byte fallback, so decode(encode(text)) == text for any text, at any vocabulary size above the
+    byte pieces: a text with more distinct characters than the vocabulary can hold keeps its most frequent
+    ones as pieces and spells the rest in UTF-8 bytes, as LLaMA-style tokenizers do."""
 
     kind = "sentencepiece"
 
@@ -65,25 +77,26 @@ class SentencePieceTokenizer:
 
         self.proto = model_proto
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.chars_started = self._chars_started_per_piece()
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 2000) -> "SentencePieceTokenizer":
+    def train(cls, texts: Callable[[], Iterable[str]], vocab_size: int = 2000) -> "SentencePieceTokenizer":
         import sentencepiece as spm
 
-        lines = (line for text in texts for line in text.split("\n") if line)
+        if vocab_size < MIN_SENTENCEPIECE_VOCAB:
+            raise UserError(f"--vocab-size {vocab_size} is too small: SentencePiece needs at least "
+                            f"{MIN_SENTENCEPIECE_VOCAB} pieces (256 byte pieces, its control pieces, newline, space)")
+        kept = frequent_characters(texts(), budget=max(1, (vocab_size - RESERVED_PIECES) // 2))
         buffer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=lines, model_writer=buffer, vocab_size=vocab_size, model_type="unigram",
-                character_coverage=1.0, byte_fallback=True, normalization_rule_name="identity",
+                sentence_iterator=training_sentences(texts(), kept), model_writer=buffer, vocab_size=vocab_size,
+                model_type="unigram", character_coverage=1.0, byte_fallback=True, normalization_rule_name="identity",
                 remove_extra_whitespaces=False, add_dummy_prefix=False, user_defined_symbols=["\n"],
-                hard_vocab_limit=False, input_sentence_size=2_000_000, shuffle_input_sentence=False,  # same vocabulary on every rank
+                hard_vocab_limit=False, input_sentence_size=MAX_SENTENCES,
+                shuffle_input_sentence=False,  # the same vocabulary on every rank
                 minloglevel=2, num_threads=2)
         except RuntimeError as e:
-            needed = re.search(r"(\d+) vs (\d+)", str(e))
-            if needed:
-                raise UserError(f"--vocab-size {vocab_size} is too small: SentencePiece needs at least "
-                                f"{needed.group(2)} pieces for this text (256 byte pieces + its characters)") from None
             raise UserError(f"SentencePiece could not train a {vocab_size}-piece vocabulary: "
                             f"{str(e).splitlines()[0][-200:]}") from None
         return cls(buffer.getvalue())
@@ -98,6 +111,19 @@ class SentencePieceTokenizer:
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids])
 
+    def count_chars(self, ids) -> int:
+        """The characters that start inside these tokens: exact even when a byte piece holds part of one."""
+        return int(self.chars_started[np.asarray(ids, dtype=np.int64)].sum())
+
+    def _chars_started_per_piece(self) -> np.ndarray:
+        counts = np.zeros(self.vocab_size, dtype=np.int64)
+        for i in range(self.vocab_size):
+            if self.sp.is_byte(i):  # "<0xE4>": a character starts here unless it is a continuation byte
+                counts[i] = (int(self.sp.id_to_piece(i)[3:5], 16) & 0xC0) != 0x80
+            elif not (self.sp.is_control(i) or self.sp.is_unknown(i)):
+                counts[i] = len(self.sp.id_to_piece(i))
+        return counts
+
     def unknown_in(self, text: str) -> set[str]:
         return set()  # byte fallback covers every character
 
@@ -105,10 +131,39 @@ class SentencePieceTokenizer:
         return {"kind": self.kind, "model": torch.frombuffer(bytearray(self.proto), dtype=torch.uint8)}
 
 
+def _lines(texts: Iterable[str]) -> Iterable[str]:
+    count = 0
+    for text in texts:
+        for line in text.split("\n"):
+            if line:
+                yield line
+                count += 1
+                if count >= MAX_SENTENCES:
+                    return
+
+
+def frequent_characters(texts: Iterable[str], budget: int) -> str:
+    """The `budget` most frequent characters (the space always among them: byte fallback cannot spell it)."""
+    counts: Counter = Counter()
+    for line in _lines(texts):
+        counts.update(line)
+    kept = {ch for ch, _ in counts.most_common(budget)} | {" "}
+    return "".join(sorted(kept))
+
+
+def training_sentences(texts: Iterable[str], kept: str) -> Iterable[str]:
+    """Lines cut at characters outside `kept`, so SentencePiece learns pieces only from the kept ones and
+    no false neighbours are made where a rare character was."""
+    rare = re.compile(f"[^{re.escape(kept)}]+")
+    for line in _lines(texts):
+        yield from (part for part in rare.split(line) if part)
+
+
 TOKENIZERS = {"char": CharTokenizer, "sentencepiece": SentencePieceTokenizer}
 
 
-def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None):
+def train_tokenizer(kind: str, texts: Callable[[], Iterable[str]], vocab_size: int | None):
+    """`texts` gives a fresh pass over the training text each time it is called (SentencePiece reads twice)."""
     if kind not in TOKENIZERS:
         raise UserError(f"unknown tokenizer {kind!r} (choose char or sentencepiece)")
     if kind == "sentencepiece":
