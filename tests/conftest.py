@@ -23,11 +23,14 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
         "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 40
 
 
-def run_cli(*args, cwd=None, timeout=300, env=None):
-    """Run the real command line (python -m seqapp ...) and return the completed process."""
+def run_cli(*args, cwd=None, timeout=300, env=None, input_bytes: bytes | None = None):
+    """Run the real command line (python -m seqapp ...) and return the completed process (text output);
+    `input_bytes` is fed to its standard input."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd or ROOT, capture_output=True, timeout=timeout,
+                          env=full_env, input=input_bytes if input_bytes is not None else b"")
+    proc.stdout, proc.stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    return proc
 
 
 def run_main(*args):

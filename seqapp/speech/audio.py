@@ -92,3 +92,18 @@ def check_wav_complete(path: Path) -> None:
                                     f"{size - f.tell()} are there)")
                 return
             f.seek(length + (length & 1), 1)
+
+
+def word_bounds(waves: torch.Tensor, floor_db: float = -20.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the word is in each clip (batch, samples): the first and last 10 ms frame whose energy is within
+    `floor_db` of the clip's loudest frame, as sample indices [start, end). A silent clip gives (0, 0)."""
+    frame = SAMPLE_RATE // 100
+    batch, n = waves.shape
+    energy = waves[:, : n // frame * frame].reshape(batch, -1, frame).pow(2).mean(-1)
+    peak = energy.max(dim=1, keepdim=True).values
+    active = (energy >= peak * 10 ** (floor_db / 10)) & (energy > 1e-8)
+    index = torch.arange(energy.shape[1], device=waves.device)
+    start = torch.where(active, index, energy.shape[1]).min(dim=1).values
+    end = torch.where(active, index + 1, 0).max(dim=1).values
+    start = torch.where(end > 0, start, 0)
+    return start * frame, end * frame

@@ -1,33 +1,83 @@
-"""`train kws`, `evaluate kws` and `spot`."""
+"""The keyword spotter's commands: `train kws`, `evaluate kws`, `spot`, `listen`, `make-stream`."""
 from __future__ import annotations
 
 import argparse
 
+from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
 
-def add_train_kws_flags(p, add_encoder_flags) -> None:
-    add = lambda *flags, **kw: p.add_argument(*flags, default=argparse.SUPPRESS, **kw)  # noqa: E731
+
+def register(train, evaluate, commands) -> None:
+    kws = train.add_parser("kws", help="keyword spotter on Speech Commands")
+    add = lambda *flags, **kw: add_setting(kws, *flags, **kw)  # noqa: E731
     add("--data", help="Speech Commands folder (one folder per word, _background_noise_/)")
     add("--classes", type=int, choices=[12, 35])
     add("--features", choices=["logmel", "mfcc"])
-    add_encoder_flags(p)
+    add_encoder_flags(kws)
     add("--bidirectional", action=argparse.BooleanOptionalAction)
     add("--pooling", choices=["last", "mean", "attention"])
     add("--epochs", type=float, help="training length in passes over the training set (instead of --steps)")
     add("--augment", action=argparse.BooleanOptionalAction, help="training-time augmentation (default: on)")
     add("--skip-bad-files", action="store_true", help="skip unreadable clips (counted) instead of stopping")
+    add("--streaming", action=argparse.BooleanOptionalAction,
+        help="a unidirectional model with a posterior per 20 ms, for spot --stream and listen")
+    add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
+    add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
+    add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
+    add_train_flags(kws)
+    kws.set_defaults(handler=train_kws)
+
+    ev = evaluate.add_parser("kws")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", help="Speech Commands folder or canonical test-set folder")
+    ev.add_argument("--stream", help="a long recording to spot keywords in (a streaming model)")
+    ev.add_argument("--labels", help="with --stream: its word,start_ms,end_ms CSV (as make-stream writes)")
+    ev.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--out", help="where to write confusion.png or the sweep PNG (default: beside the input)")
+    ev.set_defaults(handler=evaluate_kws)
+
+    spot_ = commands.add_parser("spot", help="label clips, or find keywords in a recording (--stream)")
+    spot_.add_argument("--checkpoint", required=True)
+    spot_.add_argument("files", nargs="*", help="WAV/FLAC clips or folders of them")
+    spot_.add_argument("--stream", help="a recording of any length, or - for standard input: detections as they happen")
+    spot_.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
+    spot_.add_argument("--top-k", type=int, default=3)
+    spot_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    spot_.add_argument("--json", action="store_true", help="one JSON object (per detection with --stream)")
+    spot_.set_defaults(handler=spot)
+
+    mic = commands.add_parser("listen", help="find keywords in the microphone's audio (pip install seqapp[mic])")
+    mic.add_argument("--checkpoint", required=True)
+    mic.add_argument("--threshold", type=float)
+    mic.add_argument("--input-device", help="a sounddevice input device name or index (default: the system's)")
+    mic.add_argument("--json", action="store_true")
+    mic.set_defaults(handler=listen)
+
+    make = commands.add_parser("make-stream", help="a long labelled recording from Speech Commands test clips")
+    make.add_argument("--data", required=True, help="a canonical test-set folder, or a standard folder")
+    make.add_argument("--split", choices=["testing", "validation"], default="testing",
+                      help="which split of a standard folder (a test-set folder is used whole)")
+    make.add_argument("--minutes", type=float, default=10.0)
+    make.add_argument("--seed", type=int, default=1)
+    make.add_argument("--keyword-share", type=float, default=0.7, help="the share of words that are keywords")
+    make.add_argument("--max-noise", type=float, default=0.1, help="background noise volume drawn from [0, this]")
+    make.add_argument("--noise", help="background-noise folder (default: DATA/_background_noise_)")
+    make.add_argument("--out", required=True, help="the WAV to write; the labels go beside it as .csv")
+    make.set_defaults(handler=make_stream_command)
 
 
-def train_kws(args, prepare_run) -> None:
+def train_kws(args) -> None:
     import os
     from pathlib import Path
 
     from .. import trainer
-    from .task import KWSConfig, KWSTask
+    from .task import KWSConfig, make_task
 
     given = vars(args)
     cfg, train_cfg, ckpt = prepare_run("kws", given, KWSConfig, args.resume)
     cfg.seed = train_cfg.seed
-    task = KWSTask(cfg)
+    task = make_task(cfg)
     if ckpt is None and cfg.epochs and "steps" not in given:
         train_cfg.steps = max(1, round(cfg.epochs * task.steps_per_epoch))
     summary = trainer.run(task, train_cfg, ckpt)
@@ -36,7 +86,10 @@ def train_kws(args, prepare_run) -> None:
         print(f"\ndone: {summary['step']} steps in {summary['seconds']:.0f} s, best validation accuracy "
               f"{summary['best']:.4f}; checkpoints in {train_cfg.out}/")
         print(f"score it: python evaluate.py kws --checkpoint {best} --data PATH/TO/speech_commands_test")
-        print(f"label clips: seqapp spot --checkpoint {best} clip.wav")
+        if cfg.streaming:
+            print(f"spot keywords in a recording: seqapp spot --checkpoint {best} --stream recording.wav")
+        else:
+            print(f"label clips: seqapp spot --checkpoint {best} clip.wav")
 
 
 def load_eval_set(root, names, seed: int = 0):
@@ -64,10 +117,15 @@ def evaluate_kws(args) -> None:
 
     from .. import checkpoint
     from ..device import pick_device
+    from ..errors import UserError
     from ..task import EvalContext
     from .plots import plot_confusion
     from .task import model_from_checkpoint, score
 
+    if args.stream:
+        return evaluate_stream(args)
+    if not args.data:
+        raise UserError("evaluate kws needs --data (a test-set folder) or --stream RECORDING --labels CSV")
     device = pick_device(args.device)
     ckpt = checkpoint.load(args.checkpoint, task="kws", map_location=device)
     model, names = model_from_checkpoint(ckpt)
@@ -117,6 +175,15 @@ def spot(args) -> None:
 
     import torch
 
+    from ..errors import UserError
+
+    if args.stream:
+        if args.files:
+            raise UserError("give either --stream SOURCE or clip files, not both")
+        return spot_stream(args.checkpoint, args.stream, args.threshold, args.json)
+    if not args.files:
+        raise UserError("spot needs clip files (or a folder), or --stream FILE|- for a continuous recording")
+
     from .. import checkpoint
     from ..device import pick_device
     from ..errors import positive
@@ -141,3 +208,149 @@ def spot(args) -> None:
     for r in results:
         ranked = "  ".join(f"{t['label']} {t['p']:.3f}" for t in r["top"])
         print(f"{r['file']}\t{r['label']}\t{ranked}")
+
+
+# --- continuous audio -------------------------------------------------------------------------------------
+
+def streaming_model(checkpoint_path, threshold=None):
+    """(model, labels, decision settings) of a streaming checkpoint, on the CPU; one line for a clip model."""
+    from .. import checkpoint
+    from ..errors import UserError
+    from .decision import DecisionConfig
+    from .model import StreamingSpotter
+    from .task import KWSConfig, model_from_checkpoint
+
+    ckpt = checkpoint.load(checkpoint_path, task="kws")
+    model, names = model_from_checkpoint(ckpt)
+    if not isinstance(model, StreamingSpotter):
+        raise UserError(f"{checkpoint_path} is a clip model (bidirectional, pooled over a whole clip): streaming "
+                        "needs one trained with --streaming (configs/kws_stream.json)")
+    cfg = KWSConfig.from_dict(ckpt["task_state"]["config"])
+    decision = DecisionConfig(threshold=cfg.threshold if threshold is None else threshold)
+    if not 0 < decision.threshold <= 1:
+        raise UserError(f"--threshold must be in (0, 1], got {decision.threshold}")
+    return model, names, decision
+
+
+def run_stream(model, names, decision, blocks, on_detection=None):
+    """Feed blocks through the model and the decision layer. Returns (times, posteriors, detections)."""
+    import numpy as np
+
+    from .decision import DecisionLayer
+    from .stream import SpotterStream
+
+    stream = SpotterStream(model)
+    layer = DecisionLayer(names, decision, model.step_seconds)
+    times, probs, detections = [], [], []
+    for block in blocks:
+        p = stream.push(block)
+        if not len(p):
+            continue
+        t = stream.times(len(p)).numpy()
+        p = p.numpy()
+        for ti, pi in zip(t, p):
+            found = layer.update(float(ti), pi)
+            if found is not None:
+                detections.append(found)
+                if on_detection:
+                    on_detection(found)
+        times.append(t)
+        probs.append(p.astype(np.float32))
+    if not times:
+        return np.zeros(0), np.zeros((0, len(names)), np.float32), detections
+    return np.concatenate(times), np.concatenate(probs), detections
+
+
+def print_detection(as_json: bool):
+    import json
+
+    def show(d) -> None:
+        print(json.dumps(d.as_dict()) if as_json else f"{d.time:9.2f} s  {d.label:<6} {d.score:.3f}", flush=True)
+    return show
+
+
+def spot_stream(checkpoint_path, source: str, threshold, as_json: bool) -> None:
+    import torch
+
+    from .stream import open_source
+
+    torch.set_num_threads(1)  # one stream: constant work per 10 ms, no thread hand-offs
+    model, names, decision = streaming_model(checkpoint_path, threshold)
+    run_stream(model, names, decision, open_source(source), print_detection(as_json))
+
+
+def listen(args) -> None:
+    import sys
+
+    import torch
+
+    from .stream import microphone_blocks
+
+    torch.set_num_threads(1)
+    model, names, decision = streaming_model(args.checkpoint, args.threshold)
+    device = int(args.input_device) if (args.input_device or "").isdigit() else args.input_device
+    print("listening (Ctrl-C to stop) ...", file=sys.stderr)
+    try:
+        run_stream(model, names, decision, microphone_blocks(device=device), print_detection(args.json))
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+
+
+def make_stream_command(args) -> None:
+    from pathlib import Path
+
+    from .dataset import KEYWORDS
+    from .make_stream import make_stream, write_stream
+
+    wave, rows = make_stream(args.data, args.minutes, args.seed, args.keyword_share, args.max_noise, args.noise,
+                             args.split)
+    labels = write_stream(wave, rows, Path(args.out))
+    keywords = sum(1 for r in rows if r[0] in KEYWORDS)
+    print(f"{args.out}: {len(wave) / 16000 / 60:.1f} minutes, {len(rows)} words ({keywords} keywords); labels in {labels}")
+
+
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
+def evaluate_stream(args) -> None:
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import UserError
+    from .decision import detect
+    from .make_stream import read_labels
+    from .stream import file_blocks
+    from .stream_score import plot_sweep, score_detections
+
+    if not args.labels:
+        raise UserError("--stream needs --labels CSV (word,start_ms,end_ms rows, as make-stream writes)")
+    truth = read_labels(args.labels)
+    torch.set_num_threads(1)
+    model, names, decision = streaming_model(args.checkpoint, args.threshold)
+    times, probs, _ = run_stream(model, names, decision, file_blocks(args.stream))
+    seconds = float(times[-1]) if len(times) else 0.0
+    result = score_detections(detect(times, probs, names, decision, model.step_seconds), truth, seconds)
+    sweep = [{"threshold": t, **score_detections(detect(times, probs, names, replace(decision, threshold=t),
+                                                        model.step_seconds), truth, seconds)} for t in SWEEP]
+    out = Path(args.out) if args.out else Path(args.stream).parent
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{Path(args.stream).stem}_sweep.png"
+    plot_sweep(sweep, png, title=f"{Path(args.stream).name}: {seconds / 60:.1f} min")
+    result = {"stream": str(args.stream), "threshold": decision.threshold, **result, "sweep": sweep,
+              "sweep_png": str(png)}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{args.stream} ({seconds / 60:.1f} min, threshold {decision.threshold}): found "
+          f"{result['found']}/{result['keywords']} keywords ({result['found_rate']:.1%}), "
+          f"{result['wrong_word']} wrong words, {result['false_alarms']} false alarms "
+          f"({result['false_alarms_per_hour']:.1f}/hour); latency after the word: median "
+          f"{result['latency_median_s'] * 1000:.0f} ms, 90th percentile {result['latency_p90_s'] * 1000:.0f} ms")
+    print(f"{'threshold':>9} {'found':>7} {'wrong':>6} {'FA/hour':>8} {'latency':>8}")
+    for r in sweep:
+        print(f"{r['threshold']:9.2f} {r['found_rate']:7.1%} {r['wrong_word']:6d} {r['false_alarms_per_hour']:8.1f} "
+              f"{r['latency_median_s'] * 1000:6.0f}ms")
+    print(f"miss rate against false alarms per hour: {png}")

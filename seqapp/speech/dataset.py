@@ -123,12 +123,18 @@ def load_clips(clips: list[Clip], skip_bad: bool = False, desc: str = "audio") -
     return (torch.stack(kept) if kept else torch.zeros(0, SAMPLE_RATE)), skipped
 
 
-def load_noise(files: list[Path]) -> torch.Tensor:
-    """The background-noise recordings, joined, each scaled to a peak of 1."""
+NOISE_TRAIN_SHARE = 0.8  # the first 80% of each noise file trains; the last 20% makes test streams
+
+
+def load_noise(files: list[Path], part: str = "train") -> torch.Tensor:
+    """The background-noise recordings, each scaled to a peak of 1, joined: the first 80% of each file
+    ("train", for augmentation and _silence_) or the last 20% ("test", held out for test streams)."""
     waves = []
     for f in files:
         wave = read_audio(f)
-        waves.append(wave / wave.abs().max().clamp_min(1e-4))
+        wave = wave / wave.abs().max().clamp_min(1e-4)
+        cut = int(len(wave) * NOISE_TRAIN_SHARE)
+        waves.append(wave[:cut] if part == "train" else wave[cut:])
     return torch.cat(waves) if waves else torch.zeros(0)
 
 

@@ -20,6 +20,10 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     frame_stack: int = 2         # join this many frames into one encoder step: half the steps, same context
+    # "utterance": normalise each clip by its own statistics (reads the whole clip: clip models only);
+    # "fixed": by per-band statistics measured once on training data (causal: streaming models)
+    normalize: str = "utterance"
+    center: bool = True          # torchaudio's centred frames read 16 ms ahead; streaming uses False
     # training-only augmentation
     shift_ms: float = 100.0      # random time shift, either way
     speed: float = 0.15          # speed perturbation: factor drawn from 1 +- speed
@@ -34,6 +38,8 @@ class FeatureConfig:
     def check(self) -> "FeatureConfig":
         if self.features not in ("logmel", "mfcc"):
             raise UserError(f"unknown features {self.features!r} (choose logmel or mfcc)")
+        if self.normalize not in ("utterance", "fixed"):
+            raise UserError(f"unknown normalisation {self.normalize!r} (choose utterance or fixed)")
         return self
 
 
@@ -42,7 +48,9 @@ class FrontEnd(nn.Module):
         super().__init__()
         self.cfg = cfg.check()
         win, hop = int(SAMPLE_RATE * cfg.win_ms / 1000), int(SAMPLE_RATE * cfg.hop_ms / 1000)
-        mel = dict(n_fft=512, win_length=win, hop_length=hop, n_mels=cfg.n_mels, f_min=20.0, f_max=7600.0)
+        self.n_fft, self.hop = 512, hop
+        mel = dict(n_fft=self.n_fft, win_length=win, hop_length=hop, n_mels=cfg.n_mels, f_min=20.0, f_max=7600.0,
+                   center=cfg.center)
         if cfg.features == "mfcc":
             self.transform = T.MFCC(SAMPLE_RATE, n_mfcc=cfg.n_mels, log_mels=True, melkwargs=mel)
         else:
@@ -50,6 +58,9 @@ class FrontEnd(nn.Module):
         self.freq_mask = T.FrequencyMasking(cfg.freq_mask_width, iid_masks=True)
         self.time_mask = T.TimeMasking(cfg.time_mask_width, iid_masks=True)
         self.register_buffer("noise", torch.zeros(0), persistent=False)  # set by the task, never saved
+        if cfg.normalize == "fixed":  # measured on training clips by the task, saved with the model
+            self.register_buffer("mean", torch.zeros(cfg.n_mels))
+            self.register_buffer("std", torch.ones(cfg.n_mels))
 
     @property
     def n_features(self) -> int:
@@ -58,29 +69,47 @@ class FrontEnd(nn.Module):
     def set_noise(self, noise: torch.Tensor) -> None:
         self.noise = noise.to(self.noise.device)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """wave (batch, samples) -> features (batch, frames // frame_stack, n_features)."""
-        if self.training:
-            wave = self.augment_wave(wave)
+    def raw_features(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (batch, samples) -> log-mel or MFCC (batch, n_mels, frames), not normalised."""
         x = self.transform(wave.float())
-        if self.cfg.features == "logmel":
-            x = torch.log(x + 1e-6)
-        x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True) + 1e-5)
-        if self.training:
+        return torch.log(x + 1e-6) if self.cfg.features == "logmel" else x
+
+    def set_statistics(self, raw: torch.Tensor) -> None:
+        """Fix the per-band statistics from raw features (batch, n_mels, frames) of training clips."""
+        self.mean.copy_(raw.mean(dim=(0, 2)))
+        self.std.copy_(raw.std(dim=(0, 2)).clamp_min(1e-3))
+
+    def forward(self, wave: torch.Tensor, augment: bool | None = None) -> torch.Tensor:
+        """wave (batch, samples) -> features (batch, frames // frame_stack, n_features)."""
+        augment = self.training if augment is None else augment
+        if augment:
+            wave = self.augment_wave(wave)
+        return self.stack(self.normalise(self.raw_features(wave), augment))
+
+    def normalise(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
+        """(batch, n_mels, frames) -> normalised (batch, frames, n_mels), SpecAugment when augmenting."""
+        if self.cfg.normalize == "fixed":
+            x = (x - self.mean[:, None]) / self.std[:, None]
+        else:
+            x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True) + 1e-5)
+        if augment:
             x = x.unsqueeze(1)
             for _ in range(self.cfg.freq_masks):
                 x = self.freq_mask(x)
             for _ in range(self.cfg.time_masks):
                 x = self.time_mask(x)
             x = x.squeeze(1)
-        x = x.transpose(1, 2)  # (batch, frames, n_mels)
+        return x.transpose(1, 2)
+
+    def stack(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mels) -> (batch, frames // k, k * n_mels): k frames per encoder step."""
         k = self.cfg.frame_stack
         if k > 1:
             frames = x.shape[1] // k * k
             x = x[:, :frames].reshape(x.shape[0], frames // k, k * x.shape[2])
         return x
 
-    def augment_wave(self, wave: torch.Tensor) -> torch.Tensor:
+    def augment_wave(self, wave: torch.Tensor, noise: bool = True) -> torch.Tensor:
         cfg, (batch, n), device = self.cfg, wave.shape, wave.device
         # speed perturbation and time shift as one resampling of each clip
         factor = 1 + cfg.speed * (2 * torch.rand(batch, 1, device=device) - 1)
@@ -90,7 +119,7 @@ class FrontEnd(nn.Module):
         wave = interpolate(wave, pos)
         gain = 10 ** (cfg.gain_db * (2 * torch.rand(batch, 1, device=device) - 1) / 20)
         wave = wave * gain
-        if len(self.noise) > n and cfg.noise_prob > 0:
+        if noise and len(self.noise) > n and cfg.noise_prob > 0:
             start = (torch.rand(batch, device=device) * (len(self.noise) - n)).long()
             noise = self.noise[start[:, None] + torch.arange(n, device=device)]
             lo, hi = cfg.snr_db

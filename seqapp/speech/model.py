@@ -68,3 +68,52 @@ class KeywordSpotter(nn.Module):
         pooled, weights = self.pool(out, state)
         logits = self.classifier(self.drop(pooled))
         return (logits, weights) if return_weights else logits
+
+    def clip_logits(self, wave: torch.Tensor) -> torch.Tensor:
+        return self(wave)
+
+
+class StreamingSpotter(nn.Module):
+    """Causal front end -> unidirectional RecurrentEncoder -> a posterior per encoder step (20 ms). The state
+    carries across calls, so a recording can be fed in chunks of any size (see stream.SpotterStream)."""
+
+    def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
+        super().__init__()
+        if cfg.bidirectional:
+            raise UserError("a streaming spotter reads forward in time only: it cannot be bidirectional")
+        if features.center or features.normalize != "fixed":
+            raise UserError("a streaming spotter needs causal features (center off, fixed normalisation)")
+        self.cfg = cfg
+        self.frontend = FrontEnd(features)
+        self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
+                                                      cfg.dropout))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.hidden, cfg.classes)
+
+    @property
+    def step_seconds(self) -> float:
+        return self.frontend.hop * self.frontend.cfg.frame_stack / 16_000
+
+    def step_end_seconds(self, steps: torch.Tensor | int):
+        """When the audio that encoder step j depends on has all arrived (its last frame's last sample)."""
+        fe = self.frontend
+        last_frame = (torch.as_tensor(steps) + 1) * fe.cfg.frame_stack - 1
+        return (last_frame * fe.hop + fe.n_fft) / 16_000
+
+    def classify(self, features: torch.Tensor, state=None):
+        """features (batch, steps, n_features) -> logits (batch, steps, classes), the encoder state."""
+        out, state = self.encoder(features, state=state)
+        return self.classifier(self.drop(out)), state
+
+    def forward(self, wave: torch.Tensor, spec_augment: bool = False) -> torch.Tensor:
+        """wave (batch, samples) from a reset state -> logits per step (batch, steps, classes). Waveform
+        augmentation happens before words are placed in a training sequence; here only SpecAugment."""
+        fe = self.frontend
+        return self.classify(fe.stack(fe.normalise(fe.raw_features(wave), spec_augment and self.training)))[0]
+
+    def clip_logits(self, wave: torch.Tensor, average_s: float = 0.5) -> torch.Tensor:
+        """A clip's decision at its end, from a reset state: the log of the posteriors averaged over the last
+        `average_s` (the decision layer's window), so that accuracy on clips measures what streaming decides."""
+        probs = torch.softmax(self(wave).float(), dim=-1)
+        window = max(1, round(average_s / self.step_seconds))
+        return torch.log(probs[:, -window:].mean(dim=1).clamp_min(1e-12))

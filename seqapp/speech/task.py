@@ -15,9 +15,9 @@ from ..device import autocast
 from ..errors import UserError, positive
 from ..task import EvalContext
 from . import dataset as ds
-from .audio import SAMPLE_RATE
-from .features import FeatureConfig
-from .model import KeywordSpotter, KWSModelConfig
+from .audio import SAMPLE_RATE, word_bounds
+from .features import FeatureConfig, FrontEnd
+from .model import KeywordSpotter, KWSModelConfig, StreamingSpotter
 
 
 @dataclass
@@ -42,30 +42,42 @@ class KWSConfig(Settings):
     noise_prob: float = 0.8
     skip_bad_files: bool = False
     seed: int = 1337
+    # streaming: a unidirectional model with a posterior per 20 ms, trained on sequences of several words
+    streaming: bool = False
+    words_per_sequence: int = 4   # slots of 1.5 s, each a word (or nothing: _silence_), over noise
+    max_noise: float = 0.3        # the noise added to a training sequence has a volume drawn from [0, this]
+    threshold: float = 0.7        # the decision layer's threshold, stored with the model (spot --threshold)
 
     def check(self) -> "KWSConfig":
         for name in ("layers", "hidden", "batch_size", "n_mels"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         positive("--epochs", self.epochs)
         ds.class_names(self.classes)
+        if self.streaming:
+            positive("--words-per-sequence", self.words_per_sequence)
+            if self.classes != 12:
+                raise UserError("a streaming spotter needs the 12-class task (_silence_ and _unknown_ between words)")
         return self
 
 
     def model_config(self) -> KWSModelConfig:
         return KWSModelConfig(len(ds.class_names(self.classes)), self.cell, self.layers, self.hidden, self.dropout,
-                              self.bidirectional, self.pooling)
+                              self.bidirectional and not self.streaming, self.pooling)
 
     def feature_config(self) -> FeatureConfig:
         cfg = FeatureConfig(features=self.features, n_mels=self.n_mels, speed=self.speed,
                             noise_prob=self.noise_prob)
+        if self.streaming:
+            cfg.center, cfg.normalize = False, "fixed"
         if not self.augment:
             cfg.speed = cfg.shift_ms = cfg.gain_db = cfg.noise_prob = 0.0
             cfg.freq_masks = cfg.time_masks = 0
         return cfg
 
 
-def build_model(cfg: KWSConfig) -> KeywordSpotter:
-    return KeywordSpotter(cfg.model_config(), cfg.feature_config())
+def build_model(cfg: KWSConfig) -> KeywordSpotter | StreamingSpotter:
+    model_class = StreamingSpotter if cfg.streaming else KeywordSpotter
+    return model_class(cfg.model_config(), cfg.feature_config())
 
 
 class KWSTask:
@@ -158,7 +170,107 @@ class KWSTask:
         return {"config": asdict(self.cfg), "labels": list(self.names)}
 
 
-def model_from_checkpoint(ckpt: dict) -> tuple[KeywordSpotter, list[str]]:
+def make_task(cfg: KWSConfig):
+    return StreamKWSTask(cfg) if cfg.streaming else KWSTask(cfg)
+
+
+SLOT_SECONDS, MAX_OFFSET_SECONDS, TAIL_SECONDS = 1.5, 0.5, 0.5
+LABEL_BEFORE_END_S, LABEL_AFTER_END_S = 0.1, 0.3  # a word's target steps, around the end of the word
+IGNORE = -100
+
+
+class StreamKWSTask(KWSTask):
+    """Training for long audio: each example is a sequence of several 1.5 s slots, each holding a word (a
+    keyword, another word) or nothing, over background noise at a random volume, with a target per encoder
+    step: the word's class from 100 ms before its end to 300 ms after it, nothing (ignored) over the rest of
+    the word, and _silence_ everywhere else. Never resetting within a sequence of several words, and seeing
+    noise and silence between them, is what keeps the carried state healthy over an hour."""
+
+    def __init__(self, cfg: KWSConfig):
+        super().__init__(cfg)
+        self.augmenter = FrontEnd(cfg.feature_config())
+        self.augmenter.set_noise(self.noise)
+        self.statistics = self._feature_statistics()
+
+    def _feature_statistics(self, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-band mean and std of the raw features of training sequences (fixed, causal normalisation)."""
+        raw = []
+        for i in range(batches):
+            torch.manual_seed(self.cfg.seed + i)
+            waves, _ = self.train_batch(10**9 + i, 0, 1)
+            raw.append(self.augmenter.raw_features(waves))
+        raw = torch.cat(raw)
+        return raw.mean(dim=(0, 2)), raw.std(dim=(0, 2)).clamp_min(1e-3)
+
+    def build_model(self) -> StreamingSpotter:
+        model = build_model(self.cfg)
+        model.frontend.mean.copy_(self.statistics[0])
+        model.frontend.std.copy_(self.statistics[1])
+        return model
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(super().steps_per_epoch / self.cfg.words_per_sequence))
+
+    def train_batch(self, step: int, rank: int, world: int):
+        """(waves (batch, samples), targets (batch, steps)): every draw from a generator seeded by (seed, step);
+        augmentation of each word from torch's generator, which the trainer seeds per step."""
+        cfg, slots = self.cfg, self.cfg.words_per_sequence
+        rng = np.random.default_rng([cfg.seed, step])
+        mine = np.array_split(np.arange(cfg.batch_size), world)[rank]
+        labels = rng.choice(len(self.names), size=(cfg.batch_size, slots), p=self.probs)[mine]
+        picks = rng.random((cfg.batch_size, slots))[mine]
+        offsets = (rng.uniform(0, MAX_OFFSET_SECONDS, (cfg.batch_size, slots)) * SAMPLE_RATE).astype(int)[mine]
+        volumes = rng.uniform(0, cfg.max_noise, cfg.batch_size)[mine]
+        noise_at = rng.random(cfg.batch_size)[mine]
+        clips = torch.zeros(len(mine) * slots, SAMPLE_RATE)
+        for row, (label, pick) in enumerate(zip(labels.flat, picks.flat)):
+            pool = self.class_indices[label]
+            if len(pool):  # _silence_ leaves the slot empty
+                clips[row] = self.train_waves[pool[int(pick * len(pool))]]
+        if cfg.augment:
+            clips = self.augmenter.augment_wave(clips, noise=False)
+        start, end = word_bounds(clips)
+        slot = int(SLOT_SECONDS * SAMPLE_RATE)
+        length = slots * slot + int(TAIL_SECONDS * SAMPLE_RATE)
+        waves = torch.zeros(len(mine), length)
+        at = torch.from_numpy(offsets.reshape(-1) + np.tile(np.arange(slots) * slot, len(mine)))
+        rows = torch.arange(len(mine)).repeat_interleave(slots)
+        waves.index_put_((rows[:, None], at[:, None] + torch.arange(SAMPLE_RATE)), clips, accumulate=True)
+        if len(self.noise) > length:
+            cut = torch.from_numpy((noise_at * (len(self.noise) - length)).astype(np.int64))
+            waves += self.noise[cut[:, None] + torch.arange(length)] * torch.from_numpy(volumes).float()[:, None]
+        targets = self._targets(labels, at + start, at + end, length)
+        return waves, targets
+
+    def _targets(self, labels: np.ndarray, starts: torch.Tensor, ends: torch.Tensor, length: int) -> torch.Tensor:
+        """The target of each encoder step from where each word starts and ends (in sequence samples)."""
+        fe = self.augmenter
+        k, batch = fe.cfg.frame_stack, labels.shape[0]
+        steps = ((length - fe.n_fft) // fe.hop + 1) // k
+        step_end = ((torch.arange(steps) + 1) * k - 1) * fe.hop + fe.n_fft  # the last sample each step reads
+        silence = self.names.index(ds.SILENCE)
+        targets = torch.full((batch, steps), silence, dtype=torch.long)
+        words = torch.from_numpy(labels.reshape(-1))
+        starts, ends = starts.view(batch, -1), ends.view(batch, -1)
+        for j in range(labels.shape[1]):
+            spoken = (words.view(batch, -1)[:, j] != silence)[:, None]
+            first_label = ends[:, j, None] - int(LABEL_BEFORE_END_S * SAMPLE_RATE)
+            inside = spoken & (step_end > starts[:, j, None]) & (step_end < first_label)
+            labelled = spoken & (step_end >= first_label) & (step_end <= ends[:, j, None] + int(LABEL_AFTER_END_S * SAMPLE_RATE))
+            targets[inside] = IGNORE
+            targets = torch.where(labelled, words.view(batch, -1)[:, j, None], targets)
+        return targets
+
+    def loss(self, model, batch):
+        waves, targets = batch
+        logits = model(waves, spec_augment=self.cfg.augment)
+        steps = min(logits.shape[1], targets.shape[1])
+        return F.cross_entropy(logits[:, :steps].float().flatten(0, 1), targets[:, :steps].flatten(),
+                               ignore_index=IGNORE, label_smoothing=self.cfg.label_smoothing), len(waves) * self.cfg.words_per_sequence
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[KeywordSpotter | StreamingSpotter, list[str]]:
     cfg = KWSConfig.from_dict(ckpt["task_state"]["config"])
     model = build_model(cfg)
     model.load_state_dict(ckpt["model"])
@@ -172,7 +284,7 @@ def predict(model, waves: torch.Tensor, ctx: EvalContext, batch_size: int = 256)
     out = []
     for i in range(0, len(waves), batch_size):
         with autocast(ctx.device, ctx.precision):
-            out.append(model(waves[i: i + batch_size].to(ctx.device)).float())
+            out.append(model.clip_logits(waves[i: i + batch_size].to(ctx.device)).float())
     return torch.cat(out) if out else torch.zeros(0, 1, device=ctx.device)
 
 

@@ -1,0 +1,81 @@
+"""The decision layer: per-step posteriors -> one detection per spoken keyword, with its time. After
+TensorFlow's RecognizeCommands (speech_commands/recognize_commands.py): average the posteriors over a
+window, fire when a keyword's average passes a threshold, then stay quiet for a suppression time."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import SILENCE, UNKNOWN
+
+
+@dataclass
+class DecisionConfig:
+    average_ms: float = 500.0     # posteriors averaged over this window
+    threshold: float = 0.7        # a keyword's average must reach this
+    suppression_ms: float = 1500.0  # no other detection this long after one
+    min_count: int = 3            # at least this many steps in the window before any decision
+
+
+@dataclass
+class Detection:
+    label: str
+    time: float    # seconds from the start of the stream, when the decision could be made
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "time": round(self.time, 3), "score": round(self.score, 4)}
+
+
+class DecisionLayer:
+    """Online: feed each step's time and posteriors; get a Detection or None."""
+
+    def __init__(self, labels: list[str], cfg: DecisionConfig, step_seconds: float):
+        self.labels, self.cfg = labels, cfg
+        self.keywords = np.array([name not in (SILENCE, UNKNOWN) for name in labels])
+        self.window = deque(maxlen=max(1, round(cfg.average_ms / 1000 / step_seconds)))
+        self.total = np.zeros(len(labels), dtype=np.float64)
+        self.last_time = -np.inf
+
+    def update(self, time: float, probs: np.ndarray) -> Detection | None:
+        probs = np.asarray(probs, dtype=np.float64)
+        if len(self.window) == self.window.maxlen:
+            self.total -= self.window[0]
+        self.window.append(probs)
+        self.total += probs
+        if len(self.window) < self.cfg.min_count:
+            return None
+        return self.decide(time, self.total / len(self.window))
+
+    def decide(self, time: float, average: np.ndarray) -> Detection | None:
+        scores = np.where(self.keywords, average, -1.0)
+        best = int(scores.argmax())
+        if scores[best] < self.cfg.threshold or time - self.last_time < self.cfg.suppression_ms / 1000:
+            return None
+        self.last_time = time
+        return Detection(self.labels[best], float(time), float(scores[best]))
+
+
+def smoothed(probs: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The running average of the last `window` rows at every step, and how many rows it averaged."""
+    cums = np.concatenate([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0, dtype=np.float64)])
+    ends = np.arange(1, len(probs) + 1)
+    starts = np.maximum(0, ends - window)
+    return (cums[ends] - cums[starts]) / (ends - starts)[:, None], ends - starts
+
+
+def detect(times: np.ndarray, probs: np.ndarray, labels: list[str], cfg: DecisionConfig,
+           step_seconds: float) -> list[Detection]:
+    """The DecisionLayer over a whole recording's posteriors at once (the same detections, faster: a threshold
+    sweep re-runs only the steps where some keyword's average passes the threshold)."""
+    layer = DecisionLayer(labels, cfg, step_seconds)
+    average, counts = smoothed(probs, layer.window.maxlen)
+    candidates = (counts >= cfg.min_count) & (np.where(layer.keywords, average, -1.0).max(axis=1) >= cfg.threshold)
+    found = []
+    for i in np.flatnonzero(candidates):
+        detection = layer.decide(float(times[i]), average[i])
+        if detection is not None:
+            found.append(detection)
+    return found

@@ -1,0 +1,122 @@
+"""The language model's commands: `train lm`, `evaluate lm`, `generate`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
+from ..errors import UserError
+
+
+def register(train, evaluate, commands) -> None:
+    lm = train.add_parser("lm", help="character / SentencePiece language model")
+    add_setting(lm, "--data", help="a UTF-8 text file, or a hub dataset name")
+    add_setting(lm, "--tokenizer", choices=["char", "sentencepiece"])
+    add_setting(lm, "--vocab-size", type=int, help="SentencePiece vocabulary size")
+    add_encoder_flags(lm)
+    add_setting(lm, "--embed", type=int, help="embedding size (default: --hidden)")
+    add_setting(lm, "--tie-weights", action="store_true")
+    add_setting(lm, "--bidirectional", action="store_true", help=argparse.SUPPRESS)
+    add_setting(lm, "--seq-len", type=int)
+    add_setting(lm, "--val-fraction", type=float)
+    add_setting(lm, "--val-tokens", type=int, help="validate during training on at most this many tokens")
+    add_train_flags(lm)
+    lm.set_defaults(handler=train_lm)
+
+    ev = evaluate.add_parser("lm")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", help="text to score (default: the text it was trained on)")
+    ev.add_argument("--split", choices=["val", "all"], default="val")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=evaluate_lm)
+
+    gen = commands.add_parser("generate", help="sample text from a language model")
+    gen.add_argument("--checkpoint", required=True)
+    gen.add_argument("--prompt", default="\n")
+    gen.add_argument("--length", type=int, default=500)
+    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--top-k", type=int)
+    gen.add_argument("--top-p", type=float)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    gen.set_defaults(handler=generate_command)
+
+
+def train_lm(args) -> None:
+    from .. import trainer
+    from .corpus import fetch_tiny_shakespeare
+    from .task import LMConfig, LMTask
+    from .tokenizer import tokenizer_from_state
+
+    lm_cfg, train_cfg, ckpt = prepare_run("lm", vars(args), LMConfig, args.resume)
+    lm_cfg.seed = train_cfg.seed
+    if lm_cfg.data == LMConfig.data and not Path(lm_cfg.data).exists():
+        fetch_tiny_shakespeare(Path(lm_cfg.data))
+    if Path(lm_cfg.data).expanduser().exists():  # stored resolved: evaluate.py finds it from any folder
+        lm_cfg.data = str(Path(lm_cfg.data).expanduser().resolve())
+    tokenizer = tokenizer_from_state(ckpt["task_state"]["tokenizer"]) if ckpt else None
+    rank = int(os.environ.get("RANK", "0"))
+    task = LMTask(lm_cfg, tokenizer, cache_dir=Path(train_cfg.out) / "data" / (f"rank{rank}" if rank else ""))
+    summary = trainer.run(task, train_cfg, ckpt)
+    if rank == 0:
+        best = Path(train_cfg.out) / "best.pt"
+        print(f"\ndone: {summary['step']} steps in {summary['seconds']:.0f} s, best val loss "
+              f"{summary['best']:.4f} nats/char; checkpoints in {train_cfg.out}/")
+        print("sample:")
+        generate_text(best, prompt="\n", length=300, temperature=0.8, seed=1)
+        print(f"\n\nmore: seqapp generate --checkpoint {best} --prompt \"ROMEO:\" --length 500")
+
+
+def evaluate_lm(args) -> None:
+    import torch
+
+    from .. import checkpoint
+    from ..device import pick_device
+    from ..task import EvalContext
+    from .corpus import TextCorpus
+    from .task import LMConfig, model_from_checkpoint, score_stream, scored_chars
+
+    device = pick_device(args.device)
+    ckpt = checkpoint.load(args.checkpoint, task="lm", map_location=device)
+    model, tokenizer = model_from_checkpoint(ckpt)
+    cfg = LMConfig.from_dict(ckpt["task_state"]["config"])
+    data = args.data or cfg.data
+    if not args.data and Path(data).is_absolute() and not Path(data).exists():
+        raise UserError(f"the text this model was trained on is no longer at {data}; pass it with --data PATH")
+    text = TextCorpus(data, cfg.val_fraction)
+    ids = text.encode(tokenizer, args.split)
+    if len(ids) < 2:
+        raise UserError(f"{data}: the {args.split} split is too short to score")
+    chars = scored_chars(tokenizer, ids)
+    with torch.no_grad():
+        result = score_stream(model.to(device), ids, chars, EvalContext(device, "fp32"), streams=1)
+    result = {"data": data, "split": args.split, **result}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{data} ({args.split}): {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char, "
+              f"perplexity {result['perplexity']:.3f}, {result['chars']:,} characters")
+
+
+def generate_text(checkpoint_path, prompt, length, temperature, top_k=None, top_p=None, seed=1,
+                  device_name="cpu") -> str:
+    from .. import checkpoint
+    from ..device import pick_device
+    from .generate import check_sampling, generate
+    from .task import model_from_checkpoint
+
+    check_sampling(length, temperature, top_k, top_p)
+    device = pick_device(device_name)
+    model, tokenizer = model_from_checkpoint(checkpoint.load(checkpoint_path, task="lm", map_location=device))
+    sys.stdout.write(prompt)
+    return generate(model.to(device), tokenizer, prompt, length, temperature, top_k, top_p, seed, stream=sys.stdout)
+
+
+def generate_command(args) -> None:
+    generate_text(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                  args.device)
+    print()
