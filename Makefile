@@ -9,7 +9,7 @@ DATA ?= $(firstword $(wildcard ../shared/data/tinyshakespeare/input.txt) data/ti
 KWS_DATA ?= $(firstword $(wildcard ../shared/data/speech_commands) data/speech_commands)
 KWS_TEST ?= $(firstword $(wildcard ../shared/data/speech_commands_test) data/speech_commands_test)
 
-.PHONY: train test train-kws evaluate-kws bench clean
+.PHONY: train test train-kws train-kws-stream bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ test: $(VENV)/.installed
 train-kws: $(VENV)/.installed
 	$(PY) train.py kws --config configs/kws_cpu.json --data $(KWS_DATA)
 	$(PY) evaluate.py kws --checkpoint runs/kws/best.pt --data $(KWS_TEST)
+
+# The streaming spotter, then its figures: clips of the canonical test set, a 20-minute test stream and 30
+# minutes of other words over louder noise (both over held-out noise).
+train-kws-stream: $(VENV)/.installed
+	$(PY) train.py kws --config configs/kws_stream.json --data $(KWS_DATA)
+	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --data $(KWS_TEST)
+	$(PY) -m seqapp make-stream --data $(KWS_TEST) --noise $(KWS_DATA)/_background_noise_ --minutes 20 --seed 1 --out runs/streams/test20.wav
+	$(PY) -m seqapp make-stream --data $(KWS_TEST) --noise $(KWS_DATA)/_background_noise_ --minutes 30 --seed 2 \
+		--keyword-share 0 --max-noise 0.3 --out runs/streams/free30.wav
+	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --stream runs/streams/test20.wav --labels runs/streams/test20.csv
+	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --stream runs/streams/free30.wav --labels runs/streams/free30.csv
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_lm.py --data $(DATA)

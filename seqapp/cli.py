@@ -43,13 +43,15 @@ def add_encoder_flags(p) -> None:
     add_setting(p, "--cell", help="rnn_tanh | rnn_relu | lstm | gru")
     add_setting(p, "--layers", type=int)
     add_setting(p, "--hidden", type=int)
+    add_setting(p, "--params", type=int, help="choose --hidden so that the model has about this many parameters")
+    add_setting(p, "--forget-bias", type=float, help="LSTM: the forget gate's initial bias (default 0; 1 helps)")
     add_setting(p, "--dropout", type=float)
     add_setting(p, "--batch-size", type=int)
 
 
 # Each task package's command line: a module with register(train, evaluate, commands) that adds its parsers
 # and sets each one's `handler`. A new task is one more line here; no other file changes.
-TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli")
+TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli", "seqapp.synth.cli", "seqapp.study.cli")
 
 
 def build_parser() -> Parser:

@@ -23,6 +23,7 @@ class EncoderConfig:
     hidden: int = 256
     dropout: float = 0.0
     bidirectional: bool = False
+    forget_bias: float = 0.0   # LSTM only: the forget gate's initial bias (Jozefowicz et al. 2015 use 1)
 
     def check(self) -> "EncoderConfig":
         if self.cell not in CELLS:
@@ -56,6 +57,17 @@ class RecurrentEncoder(nn.Module):
             self.rnn = nn.GRU(**kwargs)
         else:
             self.rnn = nn.RNN(nonlinearity=config.cell.removeprefix("rnn_"), **kwargs)
+        if config.cell == "lstm" and config.forget_bias:
+            self.set_forget_bias(config.forget_bias)
+
+    def set_forget_bias(self, value: float) -> None:
+        """PyTorch's gates are ordered (input, forget, cell, output) and have two biases that add up: the
+        input one gets `value`, the recurrent one 0."""
+        h = self.config.hidden
+        with torch.no_grad():
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("bias_"):
+                    param[h: 2 * h] = value if name.startswith("bias_ih") else 0.0
 
     @property
     def output_size(self) -> int:
@@ -92,3 +104,21 @@ class RecurrentEncoder(nn.Module):
             x = h
         return x, ((torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs))
 
+
+
+def hidden_for_params(budget: int, count_params) -> int:
+    """The hidden size whose model has the number of parameters closest to `budget`; count_params(hidden)
+    builds the task's model with that hidden size and counts (per layer a cell has g*h*(d + h + 2), g = 1 RNN,
+    3 GRU, 4 LSTM, but the task's embedding and head count too)."""
+    positive("--params", budget)
+    low, high = 1, 1
+    while count_params(high) < budget and high < 1 << 16:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count_params(middle) < budget else (low, middle)
+    return min((low, high), key=lambda h: abs(count_params(h) - budget))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -107,6 +107,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step, self.best, self.evals_since_best, self.skipped = 0, None, 0, 0
         self.eval_seconds = 0.0
+        self.train_seconds = 0.0  # time spent in training steps (validation and checkpoints not counted)
         if resume is not None:
             self._restore(resume)
         self.train_model = self.model
@@ -135,7 +136,7 @@ class Trainer:
         if full:
             payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                            scaler=self.scaler.state_dict(), evals_since_best=self.evals_since_best,
-                           skipped=self.skipped)
+                           skipped=self.skipped, train_seconds=self.train_seconds)
         return payload
 
     def _restore(self, ckpt: dict) -> None:
@@ -146,6 +147,7 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = ckpt["step"], ckpt["best"]
         self.evals_since_best, self.skipped = ckpt["evals_since_best"], ckpt["skipped"]
+        self.train_seconds = ckpt.get("train_seconds", 0.0)
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -199,7 +201,7 @@ class Trainer:
         else:
             self.evals_since_best += 1
         if self.dist.is_main:
-            self.log.write("val", self.step, figures)
+            self.log.write("val", self.step, {**figures, "train_seconds": round(self.train_seconds, 3)})
             if improved:
                 checkpoint.save(self._payload(full=False), self.out / "best.pt")
             checkpoint.save(self._payload(full=True), self.out / "last.pt")
@@ -218,7 +220,9 @@ class Trainer:
         stopped_early = False
         try:
             while self.step < cfg.steps:
+                step_started = time.perf_counter()
                 loss, count, finite = self._train_step()
+                self.train_seconds += time.perf_counter() - step_started
                 bar.update(1)
                 if finite:
                     bad_in_a_row = 0

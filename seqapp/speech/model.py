@@ -22,6 +22,7 @@ class KWSModelConfig:
     dropout: float = 0.1
     bidirectional: bool = True
     pooling: str = "attention"
+    forget_bias: float = 0.0
 
 
 class AttentionPooling(nn.Module):
@@ -47,7 +48,7 @@ class KeywordSpotter(nn.Module):
         self.cfg = cfg
         self.frontend = FrontEnd(features)
         self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
-                                                      cfg.dropout, cfg.bidirectional))
+                                                      cfg.dropout, cfg.bidirectional, cfg.forget_bias))
         size = self.encoder.output_size
         self.attention = AttentionPooling(size) if cfg.pooling == "attention" else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -86,7 +87,7 @@ class StreamingSpotter(nn.Module):
         self.cfg = cfg
         self.frontend = FrontEnd(features)
         self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
-                                                      cfg.dropout))
+                                                      cfg.dropout, forget_bias=cfg.forget_bias))
         self.drop = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden, cfg.classes)
 

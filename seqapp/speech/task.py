@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..config import Settings
 from ..device import autocast
+from ..encoder import count_parameters, hidden_for_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from . import dataset as ds
@@ -29,6 +30,8 @@ class KWSConfig(Settings):
     cell: str = "gru"
     layers: int = 2
     hidden: int = 128
+    params: int = 0               # when set, --hidden is chosen to give the model about this many parameters
+    forget_bias: float = 0.0
     dropout: float = 0.1
     bidirectional: bool = True
     pooling: str = "attention"
@@ -62,7 +65,7 @@ class KWSConfig(Settings):
 
     def model_config(self) -> KWSModelConfig:
         return KWSModelConfig(len(ds.class_names(self.classes)), self.cell, self.layers, self.hidden, self.dropout,
-                              self.bidirectional and not self.streaming, self.pooling)
+                              self.bidirectional and not self.streaming, self.pooling, self.forget_bias)
 
     def feature_config(self) -> FeatureConfig:
         cfg = FeatureConfig(features=self.features, n_mels=self.n_mels, speed=self.speed,
@@ -88,6 +91,8 @@ class KWSTask:
 
     def __init__(self, cfg: KWSConfig):
         self.cfg = cfg.check()
+        if cfg.params:
+            cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(build_model(replace(cfg, hidden=h))))
         build_model(cfg)  # refuse impossible models before reading any audio
         self.names = ds.class_names(cfg.classes)
         root = Path(cfg.data)
@@ -175,14 +180,14 @@ def make_task(cfg: KWSConfig):
 
 
 SLOT_SECONDS, MAX_OFFSET_SECONDS, TAIL_SECONDS = 1.5, 0.5, 0.5
-LABEL_BEFORE_END_S, LABEL_AFTER_END_S = 0.1, 0.3  # a word's target steps, around the end of the word
+LABEL_BEFORE_END_S, LABEL_AFTER_END_S = 0.1, 0.5  # a word's target steps: at least the decision layer's 500 ms window
 IGNORE = -100
 
 
 class StreamKWSTask(KWSTask):
     """Training for long audio: each example is a sequence of several 1.5 s slots, each holding a word (a
     keyword, another word) or nothing, over background noise at a random volume, with a target per encoder
-    step: the word's class from 100 ms before its end to 300 ms after it, nothing (ignored) over the rest of
+    step: the word's class from 100 ms before its end to 500 ms after it, nothing (ignored) over the rest of
     the word, and _silence_ everywhere else. Never resetting within a sequence of several words, and seeing
     noise and silence between them, is what keeps the carried state healthy over an hour."""
 

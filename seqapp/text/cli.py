@@ -45,6 +45,13 @@ def register(train, evaluate, commands) -> None:
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     gen.set_defaults(handler=generate_command)
 
+    insp = commands.add_parser("inspect", help="gate saturation and cell activations of an LSTM/GRU language model")
+    insp.add_argument("--checkpoint", required=True)
+    insp.add_argument("--text", help="a UTF-8 file to read (default: the model's validation text)")
+    insp.add_argument("--chars", type=int, default=3000, help="read this many characters of it")
+    insp.add_argument("--out", required=True, help="folder for saturation.png, cells.html, saturation.json")
+    insp.set_defaults(handler=inspect_command)
+
 
 def train_lm(args) -> None:
     from .. import trainer
@@ -120,3 +127,54 @@ def generate_command(args) -> None:
     generate_text(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed,
                   args.device)
     print()
+
+
+def inspect_command(args) -> None:
+    import torch
+
+    from .. import checkpoint
+    from ..errors import positive
+    from .corpus import TextCorpus, check_text_file
+    from .inspect import GATES, choose_cells, plot_saturation, saturation, unroll, write_html
+    from .task import LMConfig, model_from_checkpoint
+
+    positive("--chars", args.chars)
+    ckpt = checkpoint.load(args.checkpoint, task="lm")
+    model, tokenizer = model_from_checkpoint(ckpt)
+    cell = model.encoder.config.cell
+    if cell not in GATES:
+        raise UserError(f"{args.checkpoint} is a {cell} model: a simple RNN has no gates to inspect (use lstm or gru)")
+    if tokenizer.kind != "char":
+        raise UserError("inspect colours text one character per step: it needs a --tokenizer char model")
+    if args.text:
+        check_text_file(Path(args.text))
+        with open(args.text, encoding="utf-8") as f:
+            text = f.read(args.chars)
+    else:
+        cfg = LMConfig.from_dict(ckpt["task_state"]["config"])
+        text = next(TextCorpus(cfg.data, cfg.val_fraction).text("val"), "")[: args.chars]
+    if len(text) < 2:
+        raise UserError("inspect needs at least two characters of text")
+    ids = torch.as_tensor(tokenizer.encode(text).astype("int64"))
+    layers = unroll(model.encoder, model.embed(ids))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_saturation(layers, cell, out / "saturation.png")
+    top_cells = layers[-1]["cell"]
+    chosen = choose_cells(top_cells, text)
+    write_html(text, top_cells, chosen, out / "cells.html", title=f"{Path(args.checkpoint)}: {cell}, top layer")
+    summary = {}
+    for i, layer in enumerate(layers):
+        for gate in GATES[cell]:
+            lo, hi = saturation(layer[gate])
+            summary[f"layer{i + 1}_{gate}"] = {"left_mean": float(lo.mean()), "right_mean": float(hi.mean()),
+                                               "units_right_half_the_time": int((hi > 0.5).sum()),
+                                               "units_left_half_the_time": int((lo > 0.5).sum()),
+                                               "units": int(len(lo))}
+    (out / "saturation.json").write_text(json.dumps(summary, indent=1))
+    print(f"{len(text):,} characters, {cell}, {len(layers)} layer(s) of {top_cells.shape[1]} units")
+    print(f"{'layer/gate':>16} {'<0.1 (mean)':>12} {'>0.9 (mean)':>12} {'units >0.9 half the time':>26}")
+    for name, row in summary.items():
+        print(f"{name:>16} {row['left_mean']:12.3f} {row['right_mean']:12.3f} "
+              f"{row['units_right_half_the_time']:>19} of {row['units']}")
+    print(f"scatter: {out / 'saturation.png'}; coloured text: {out / 'cells.html'}")

@@ -20,6 +20,7 @@ class LMModelConfig:
     dropout: float = 0.0
     tie_weights: bool = False
     bidirectional: bool = False
+    forget_bias: float = 0.0
 
 
 class LanguageModel(nn.Module):
@@ -32,7 +33,8 @@ class LanguageModel(nn.Module):
             raise UserError(f"--tie-weights needs the embedding size ({embed}) to equal --hidden ({cfg.hidden})")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, embed)
-        self.encoder = RecurrentEncoder(EncoderConfig(embed, cfg.cell, cfg.layers, cfg.hidden, cfg.dropout))
+        self.encoder = RecurrentEncoder(EncoderConfig(embed, cfg.cell, cfg.layers, cfg.hidden, cfg.dropout,
+                                                    forget_bias=cfg.forget_bias))
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.vocab_size)
         if cfg.tie_weights:

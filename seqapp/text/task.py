@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..config import Settings
 from ..device import autocast
+from ..encoder import count_parameters, hidden_for_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from .corpus import TextCorpus
@@ -26,6 +27,8 @@ class LMConfig(Settings):
     cell: str = "lstm"
     layers: int = 2
     hidden: int = 256
+    params: int = 0              # when set, --hidden is chosen to give the model about this many parameters
+    forget_bias: float = 0.0
     embed: int = 0
     dropout: float = 0.0
     tie_weights: bool = False
@@ -49,7 +52,7 @@ class LMConfig(Settings):
 
 def model_config(cfg: LMConfig, vocab_size: int) -> LMModelConfig:
     return LMModelConfig(vocab_size, cfg.cell, cfg.layers, cfg.hidden, cfg.embed, cfg.dropout, cfg.tie_weights,
-                         cfg.bidirectional)
+                         cfg.bidirectional, cfg.forget_bias)
 
 
 class LMTask:
@@ -65,6 +68,9 @@ class LMTask:
         if tokenizer is None:
             tokenizer = train_tokenizer(cfg.tokenizer, lambda: text.text("train"), cfg.vocab_size)
         self.tokenizer = tokenizer
+        if cfg.params:
+            cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(
+                LanguageModel(model_config(replace(cfg, hidden=h), tokenizer.vocab_size))))
         cache = (lambda split: cache_dir / f"{split}.ids") if cache_dir else (lambda split: None)
         self.train_ids = text.encode(tokenizer, "train", cache("train"))
         self.val_ids = text.encode(tokenizer, "val", cache("val"))
