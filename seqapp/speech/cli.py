@@ -309,6 +309,13 @@ def make_stream_command(args) -> None:
     print(f"{args.out}: {len(wave) / 16000 / 60:.1f} minutes, {len(rows)} words ({keywords} keywords); labels in {labels}")
 
 
+def shown(value, spec: str) -> str:
+    """A figure for people: "-" where there is nothing to count; "ms" formats seconds as milliseconds."""
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if spec == "ms" else format(value, spec)
+
+
 SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 
@@ -345,12 +352,12 @@ def evaluate_stream(args) -> None:
         print(json.dumps(result))
         return
     print(f"{args.stream} ({seconds / 60:.1f} min, threshold {decision.threshold}): found "
-          f"{result['found']}/{result['keywords']} keywords ({result['found_rate']:.1%}), "
+          f"{result['found']}/{result['keywords']} keywords ({shown(result['found_rate'], '.1%')}), "
           f"{result['wrong_word']} wrong words, {result['false_alarms']} false alarms "
-          f"({result['false_alarms_per_hour']:.1f}/hour); latency after the word: median "
-          f"{result['latency_median_s'] * 1000:.0f} ms, 90th percentile {result['latency_p90_s'] * 1000:.0f} ms")
+          f"({shown(result['false_alarms_per_hour'], '.1f')}/hour); latency after the word: median "
+          f"{shown(result['latency_median_s'], 'ms')}, 90th percentile {shown(result['latency_p90_s'], 'ms')}")
     print(f"{'threshold':>9} {'found':>7} {'wrong':>6} {'FA/hour':>8} {'latency':>8}")
     for r in sweep:
-        print(f"{r['threshold']:9.2f} {r['found_rate']:7.1%} {r['wrong_word']:6d} {r['false_alarms_per_hour']:8.1f} "
-              f"{r['latency_median_s'] * 1000:6.0f}ms")
+        print(f"{r['threshold']:9.2f} {shown(r['found_rate'], '.1%'):>7} {r['wrong_word']:6d} "
+              f"{shown(r['false_alarms_per_hour'], '.1f'):>8} {shown(r['latency_median_s'], 'ms'):>8}")
     print(f"miss rate against false alarms per hour: {png}")

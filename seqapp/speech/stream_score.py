@@ -31,12 +31,12 @@ def score_detections(detections: list[Detection], truth: list[tuple[str, float, 
         else:
             false_alarms += 1
     hours = seconds / 3600
-    return {
-        "keywords": len(spoken), "found": found, "found_rate": found / len(spoken) if spoken else float("nan"),
+    return {  # None where a figure has nothing to count (a stream without keywords has no found rate)
+        "keywords": len(spoken), "found": found, "found_rate": found / len(spoken) if spoken else None,
         "wrong_word": wrong, "false_alarms": false_alarms,
-        "false_alarms_per_hour": false_alarms / hours if hours else float("nan"),
-        "latency_median_s": float(np.median(latencies)) if latencies else float("nan"),
-        "latency_p90_s": float(np.percentile(latencies, 90)) if latencies else float("nan"),
+        "false_alarms_per_hour": false_alarms / hours if hours else None,
+        "latency_median_s": float(np.median(latencies)) if latencies else None,
+        "latency_p90_s": float(np.percentile(latencies, 90)) if latencies else None,
         "seconds": seconds,
     }
 
@@ -49,6 +49,7 @@ def plot_sweep(rows: list[dict], png, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
+    rows = [r for r in rows if r["found_rate"] is not None and r["false_alarms_per_hour"] is not None]
     fa = [r["false_alarms_per_hour"] for r in rows]
     miss = [1 - r["found_rate"] for r in rows]
     ax.plot(fa, miss, "o-")

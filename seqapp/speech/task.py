@@ -39,6 +39,7 @@ class KWSConfig(Settings):
     epochs: float | None = None  # when set, the training length in passes over the training clips
     balance: float = 0.5          # class c is drawn with weight count_c ** balance: 1 as found, 0 uniform
     silence_share: float = 0.1    # share of each batch that is _silence_ (12 classes)
+    unknown_share: float = 0.0    # share of _unknown_ (other words); 0: by the balance rule like the keywords
     label_smoothing: float = 0.1
     augment: bool = True
     speed: float = 0.15
@@ -54,6 +55,8 @@ class KWSConfig(Settings):
     def check(self) -> "KWSConfig":
         for name in ("layers", "hidden", "batch_size", "n_mels"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
+        if not (0 <= self.silence_share < 1 and 0 <= self.unknown_share < 1 and self.silence_share + self.unknown_share < 1):
+            raise UserError("silence_share and unknown_share must be in [0, 1) and add up to less than 1")
         positive("--epochs", self.epochs)
         ds.class_names(self.classes)
         if self.streaming:
@@ -123,11 +126,14 @@ class KWSTask:
     def _class_probabilities(self) -> np.ndarray:
         counts = np.array([len(i) for i in self.class_indices], dtype=np.float64)
         weights = np.where(counts > 0, counts ** self.cfg.balance, 0.0)
-        if ds.SILENCE in self.names:
-            silence = self.names.index(ds.SILENCE)
-            weights[silence] = 0.0
-            weights = weights / weights.sum() * (1 - self.cfg.silence_share)
-            weights[silence] = self.cfg.silence_share
+        fixed = {name: share for name, share in ((ds.SILENCE, self.cfg.silence_share),
+                                                 (ds.UNKNOWN, self.cfg.unknown_share))
+                 if name in self.names and share > 0}
+        for name in fixed:
+            weights[self.names.index(name)] = 0.0
+        weights = weights / weights.sum() * (1 - sum(fixed.values()))
+        for name, share in fixed.items():
+            weights[self.names.index(name)] = share
         return weights / weights.sum()
 
     @property

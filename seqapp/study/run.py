@@ -30,9 +30,9 @@ class Grid:
     adding_lengths: tuple = (50, 100, 200)
     seeds: tuple = (1, 2)
     synth_params: int = 17_000
-    synth_steps: int = 1500
+    synth_steps: int = 2000
     copy_length: int = 20
-    copy_steps: int = 1500
+    copy_steps: int = 2000
     gradient_length: int = 100
     lm_params: int = 200_000
     lm_steps: int = 300

@@ -30,7 +30,7 @@ def register(train, evaluate, commands) -> None:
 
 
 def add_problem_flags(p) -> None:
-    add_setting(p, "--problem", choices=["adding", "copy"])
+    add_setting(p, "--task", "--problem", dest="problem", choices=["adding", "copy"], help="which problem")
     add_setting(p, "--length", type=int, help="T, the span to bridge")
     add_setting(p, "--val-size", type=int, help="fixed validation sequences")
 
