@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .config import parse_duration
 from .errors import UserError
 
 
@@ -25,6 +26,9 @@ def add_train_flags(p) -> None:
     add_setting(p, "--config", help="a JSON preset (configs/); flags given here override it")
     add_setting(p, "--out", help="run folder: checkpoints, metrics.jsonl, curves.png, config.json")
     add_setting(p, "--steps", type=int)
+    add_setting(p, "--time-budget", type=parse_duration,
+                help="train for this long instead of --steps (90s, 10m, 1h30m): the schedule ends on time")
+    add_setting(p, "--budget-evals", type=int, help="validations spread over a time budget (default 10)")
     add_setting(p, "--lr", type=float)
     add_setting(p, "--warmup", type=int, help="linear warm-up steps")
     add_setting(p, "--schedule", choices=["wsd", "cosine", "constant"], help="learning-rate schedule after warm-up")
@@ -49,8 +53,9 @@ def add_encoder_flags(p) -> None:
     add_setting(p, "--batch-size", type=int)
 
 
-# Each task package's command line: a module with register(train, evaluate, commands) that adds its parsers
-# and sets each one's `handler`. A new task is one more line here; no other file changes.
+# Each package's command line: a module with register(groups, commands) that adds its parsers to the groups
+# (train, evaluate, tune: one subcommand per task) or its own commands, and sets each one's `handler`.
+# A new task is one more line here; no other file changes.
 TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli", "seqapp.synth.cli", "seqapp.study.cli")
 
 
@@ -59,12 +64,11 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="seqapp", description="Gated recurrent networks: character LM and keyword spotting.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    train = commands.add_parser("train", help="train a model").add_subparsers(dest="task", required=True,
-                                                                              parser_class=Parser)
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint").add_subparsers(
-        dest="task", required=True, parser_class=Parser)
+    groups = {name: commands.add_parser(name, help=text).add_subparsers(dest="task", required=True, parser_class=Parser)
+              for name, text in (("train", "train a model"), ("evaluate", "score a checkpoint"),
+                                 ("tune", "search a task's settings with Optuna, each trial under a time budget"))}
     for module in TASK_CLIS:
-        importlib.import_module(module).register(train, evaluate, commands)
+        importlib.import_module(module).register(groups, commands)
     return parser
 
 

@@ -1,5 +1,10 @@
 """Settings as data: dataclasses built from a plain dict (a JSON preset, a checkpoint, parsed flags)."""
+import re
 from dataclasses import fields
+
+from .errors import UserError
+
+DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
 class Settings:
@@ -8,3 +13,19 @@ class Settings:
         """The settings this class knows, taken from `values`; the others are left for other classes."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def parse_duration(text: str) -> float:
+    """"90s", "10m", "1h", "1h30m", "2.5m" or plain seconds ("600") -> seconds, > 0; anything else is refused."""
+    text = str(text).strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = DURATION.fullmatch(text)
+        if not text or match is None or not any(match.groups()):
+            raise UserError(f"--time-budget {text!r} is not a duration (e.g. 90s, 10m, 1h30m, or seconds)") from None
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not 0 < seconds < 10 * 365 * 86400:
+        raise UserError(f"--time-budget must be a positive duration, got {text!r}")
+    return seconds

@@ -25,12 +25,15 @@ class Dist:
         return tensor
 
     def broadcast_flag(self, flag: bool, device: torch.device) -> bool:
-        """Rank 0's decision, seen by every rank (early stopping, giving up)."""
+        return bool(self.broadcast_value(float(flag), device))
+
+    def broadcast_value(self, value: float, device: torch.device) -> float:
+        """Rank 0's value on every rank (one clock for a time budget, one decision to stop)."""
         if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=device)
         dist.broadcast(t, src=0)
-        return bool(t.item())
+        return float(t.item())
 
 
 def init(device_name: str) -> Dist:

@@ -41,13 +41,16 @@ class TrainConfig(Settings):
     tensorboard: bool = False
     patience: int = 0            # evaluations without improvement before stopping early; 0: never
     max_bad_steps: int = 20      # non-finite steps in a row before giving up
+    time_budget: float = 0.0     # seconds of training (validation and checkpoints not counted); 0: --steps decides
+    budget_evals: int = 10       # under a time budget, validations spread evenly over it
 
     def check(self) -> "TrainConfig":
         for name in ("steps", "eval_every", "log_every"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         for name in ("lr",):
             positive(f"--{name}", getattr(self, name))
-        for name in ("warmup", "weight_decay", "grad_clip", "patience"):
+        positive("--budget-evals", self.budget_evals)
+        for name in ("warmup", "weight_decay", "grad_clip", "patience", "time_budget"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r} (choose {', '.join(SCHEDULES)})")
@@ -92,8 +95,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 
 
 class Trainer:
-    def __init__(self, task: Task, cfg: TrainConfig, resume: dict | None = None):
+    def __init__(self, task: Task, cfg: TrainConfig, resume: dict | None = None, on_validation=None):
+        """on_validation(k, figures), if given, hears the k-th validation of this process (a tuner prunes
+        with it: raising there stops the run, with its checkpoints written)."""
         self.task, self.cfg = task, cfg.check()
+        self.on_validation, self.validations = on_validation, 0
         self.dist = distributed.init(cfg.device)
         self.device = pick_device(cfg.device, self.dist.local_rank)
         self.precision = pick_precision(cfg.precision, self.device)
@@ -101,9 +107,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model = task.build_model().to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
-        schedule = partial(lr_factor, total=cfg.steps, warmup=cfg.warmup, schedule=cfg.schedule,
-                           decay_fraction=cfg.decay_fraction, min_ratio=cfg.min_lr_ratio)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.end_step = None  # under a time budget: the last step, once the measured speed fixes it
+        schedule = partial(lr_factor, warmup=cfg.warmup, schedule=cfg.schedule, decay_fraction=cfg.decay_fraction,
+                           min_ratio=cfg.min_lr_ratio)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: schedule(step, total=self.total_steps()))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step, self.best, self.evals_since_best, self.skipped = 0, None, 0, 0
         self.eval_seconds = 0.0
@@ -136,7 +144,7 @@ class Trainer:
         if full:
             payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                            scaler=self.scaler.state_dict(), evals_since_best=self.evals_since_best,
-                           skipped=self.skipped, train_seconds=self.train_seconds)
+                           skipped=self.skipped, train_seconds=self.train_seconds, end_step=self.end_step)
         return payload
 
     def _restore(self, ckpt: dict) -> None:
@@ -148,6 +156,49 @@ class Trainer:
         self.step, self.best = ckpt["step"], ckpt["best"]
         self.evals_since_best, self.skipped = ckpt["evals_since_best"], ckpt["skipped"]
         self.train_seconds = ckpt.get("train_seconds", 0.0)
+        self.end_step = ckpt.get("end_step")
+
+    # --- a time budget -----------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        """The step the schedule ends at: --steps, or under a time budget the end step once it is fixed (until
+        then the schedule holds its peak: wsd's stable phase, the start of cosine)."""
+        if not self.cfg.time_budget:
+            return self.cfg.steps
+        return self.end_step if self.end_step is not None else 2**62
+
+    def _fix_end_step(self, bar) -> None:
+        """When the schedule first needs to know the end (wsd: where its decay starts; cosine and constant:
+        after 5% of the budget), turn the time left into steps at the speed measured so far. From then on the
+        run is counted in steps, and the end step is stored in last.pt: a resumed run ends at the same step."""
+        cfg = self.cfg
+        fix_at = cfg.time_budget * ((1 - cfg.decay_fraction) if cfg.schedule == "wsd" else 0.05)
+        if self.end_step is not None:
+            return
+        if self.speed_mark is None and self.train_seconds >= fix_at / 2:
+            self.speed_mark = (self.step, self.train_seconds)  # the speed is measured past the slow first steps
+        if self.train_seconds < fix_at or self.step == 0:
+            return
+        mark_step, mark_seconds = self.speed_mark if self.speed_mark and self.speed_mark[0] < self.step else (0, 0.0)
+        per_step = (self.train_seconds - mark_seconds) / (self.step - mark_step)
+        self.end_step = self.step + max(1, round((cfg.time_budget - self.train_seconds) / per_step))
+        if self.dist.is_main:
+            self.log.write("train", self.step, {"end_step": self.end_step})
+            bar.write(f"time budget: {per_step * 1000:.0f} ms per step, so the run ends at step {self.end_step}")
+
+    def finished(self) -> bool:
+        if not self.cfg.time_budget:
+            return self.step >= self.cfg.steps
+        return self.end_step is not None and self.step >= self.end_step
+
+    def _validation_due(self) -> bool:
+        cfg = self.cfg
+        if not cfg.time_budget:
+            return self.step % cfg.eval_every == 0 or self.step == cfg.steps
+        period = cfg.time_budget / cfg.budget_evals
+        due = self.finished() or int(self.train_seconds // period) > self.evals_done
+        if due:
+            self.evals_done = int(self.train_seconds // period)
+        return due
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -208,22 +259,35 @@ class Trainer:
             self.log.plot(self.task.select_metric)
             shown = ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if isinstance(v, float))
             bar.write(f"step {self.step}: {shown}{' (best)' if improved else ''}")
+        self.validations += 1
+        if self.on_validation is not None:
+            self.on_validation(self.validations, figures)
         stop = self.cfg.patience > 0 and self.evals_since_best >= self.cfg.patience
         return self.dist.broadcast_flag(stop, self.device)
 
     def fit(self) -> dict:
         cfg = self.cfg
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, unit="step",
-                   dynamic_ncols=True, desc=f"train {self.task.name}")
+        budget = cfg.time_budget
+        bar = tqdm(total=round(budget) if budget else cfg.steps, initial=round(self.train_seconds) if budget else self.step,
+                   disable=not self.dist.is_main, unit="s" if budget else "step", dynamic_ncols=True,
+                   desc=f"train {self.task.name}" + (" (training seconds)" if budget else ""))
         bad_in_a_row, window_loss, window_units, window_steps = 0, 0.0, 0, 0
         tick, started = time.perf_counter(), time.perf_counter()
+        self.evals_done = int(self.train_seconds // (budget / cfg.budget_evals)) if budget else 0
+        self.speed_mark = None
         stopped_early = False
         try:
-            while self.step < cfg.steps:
+            while not self.finished():
                 step_started = time.perf_counter()
                 loss, count, finite = self._train_step()
                 self.train_seconds += time.perf_counter() - step_started
-                bar.update(1)
+                if budget:
+                    self.train_seconds = self.dist.broadcast_value(self.train_seconds, self.device)  # rank 0's clock
+                    self._fix_end_step(bar)
+                    bar.n = min(round(self.train_seconds), bar.total)
+                    bar.refresh()
+                else:
+                    bar.update(1)
                 if finite:
                     bad_in_a_row = 0
                     window_loss, window_units, window_steps = window_loss + loss, window_units + count, window_steps + 1
@@ -243,7 +307,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}",
                                     **{f"{self.task.unit}/s": f"{rate:,.0f}"})
                     tick, window_loss, window_units, window_steps = now, 0.0, 0, 0
-                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                if self._validation_due():
                     stop = self._validate_and_save(bar)
                     tick = time.perf_counter()  # throughput counts training, not validation
                     if stop:
@@ -260,8 +324,8 @@ class Trainer:
                 "skipped_nonfinite": self.skipped, "stopped_early": stopped_early, "out": str(self.out)}
 
 
-def run(task: Task, cfg: TrainConfig, resume: dict | None = None) -> dict:
-    trainer = Trainer(task, cfg, resume)
+def run(task: Task, cfg: TrainConfig, resume: dict | None = None, on_validation=None) -> dict:
+    trainer = Trainer(task, cfg, resume, on_validation)
     try:
         return trainer.fit()
     finally:

@@ -9,7 +9,9 @@ from seqapp.text.model import LanguageModel
 from seqapp.text.task import LMConfig, model_config
 from seqapp.trainer import TrainConfig
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+ALL = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+CONFIGS = [p for p in ALL if not p.stem.startswith("tune_")]
+SPACES = [p for p in ALL if p.stem.startswith("tune_")]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -24,5 +26,18 @@ def test_preset_builds(path):
     assert train_cfg.out.startswith("runs/")
 
 
-def test_three_presets_ship():
-    assert {p.stem for p in CONFIGS} >= {"lm_cpu", "lm_gpu", "kws_cpu"}
+def test_presets_and_search_spaces_ship():
+    assert {p.stem for p in CONFIGS} >= {"lm_cpu", "lm_gpu", "kws_cpu", "kws_stream"}
+    assert {p.stem for p in SPACES} >= {"tune_lm", "tune_kws", "tune_synth"}
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_search_space_names_only_settings_of_its_task(path):
+    from dataclasses import fields
+
+    from seqapp.synth.task import SynthConfig
+    from seqapp.tune import load_space
+
+    config = {"tune_lm": LMConfig, "tune_kws": KWSConfig, "tune_synth": SynthConfig}[path.stem]
+    known = {f.name for cls in (config, TrainConfig) for f in fields(cls)}
+    assert load_space(path, known)

@@ -4,29 +4,19 @@ from __future__ import annotations
 import argparse
 
 from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
+from ..tune import add_tune_flags
 
 
-def register(train, evaluate, commands) -> None:
-    kws = train.add_parser("kws", help="keyword spotter on Speech Commands")
-    add = lambda *flags, **kw: add_setting(kws, *flags, **kw)  # noqa: E731
-    add("--data", help="Speech Commands folder (one folder per word, _background_noise_/)")
-    add("--classes", type=int, choices=[12, 35])
-    add("--features", choices=["logmel", "mfcc"])
-    add_encoder_flags(kws)
-    add("--bidirectional", action=argparse.BooleanOptionalAction)
-    add("--pooling", choices=["last", "mean", "attention"])
-    add("--epochs", type=float, help="training length in passes over the training set (instead of --steps)")
-    add("--augment", action=argparse.BooleanOptionalAction, help="training-time augmentation (default: on)")
-    add("--skip-bad-files", action="store_true", help="skip unreadable clips (counted) instead of stopping")
-    add("--streaming", action=argparse.BooleanOptionalAction,
-        help="a unidirectional model with a posterior per 20 ms, for spot --stream and listen")
-    add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
-    add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
-    add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
-    add_train_flags(kws)
+def register(groups, commands) -> None:
+    kws = groups["train"].add_parser("kws", help="keyword spotter on Speech Commands")
+    add_kws_flags(kws)
     kws.set_defaults(handler=train_kws)
+    tune = groups["tune"].add_parser("kws", help="tune the keyword spotter's settings")
+    add_kws_flags(tune)
+    add_tune_flags(tune)
+    tune.set_defaults(handler=tune_kws)
 
-    ev = evaluate.add_parser("kws")
+    ev = groups["evaluate"].add_parser("kws")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--data", help="Speech Commands folder or canonical test-set folder")
     ev.add_argument("--stream", help="a long recording to spot keywords in (a streaming model)")
@@ -65,6 +55,32 @@ def register(train, evaluate, commands) -> None:
     make.add_argument("--noise", help="background-noise folder (default: DATA/_background_noise_)")
     make.add_argument("--out", required=True, help="the WAV to write; the labels go beside it as .csv")
     make.set_defaults(handler=make_stream_command)
+
+
+def add_kws_flags(kws) -> None:
+    add = lambda *flags, **kw: add_setting(kws, *flags, **kw)  # noqa: E731
+    add("--data", help="Speech Commands folder (one folder per word, _background_noise_/)")
+    add("--classes", type=int, choices=[12, 35])
+    add("--features", choices=["logmel", "mfcc"])
+    add_encoder_flags(kws)
+    add("--bidirectional", action=argparse.BooleanOptionalAction)
+    add("--pooling", choices=["last", "mean", "attention"])
+    add("--epochs", type=float, help="training length in passes over the training set (instead of --steps)")
+    add("--augment", action=argparse.BooleanOptionalAction, help="training-time augmentation (default: on)")
+    add("--skip-bad-files", action="store_true", help="skip unreadable clips (counted) instead of stopping")
+    add("--streaming", action=argparse.BooleanOptionalAction,
+        help="a unidirectional model with a posterior per 20 ms, for spot --stream and listen")
+    add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
+    add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
+    add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
+    add_train_flags(kws)
+
+
+def tune_kws(args) -> None:
+    from ..tune import run_tuning
+    from .task import KWSConfig, KWSTask, make_task
+
+    run_tuning(args, "kws", KWSConfig, KWSTask, lambda cfg, train_cfg: make_task(cfg))
 
 
 def train_kws(args) -> None:

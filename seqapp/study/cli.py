@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def register(train, evaluate, commands) -> None:
+def register(groups, commands) -> None:
     study = commands.add_parser("study", help="simple vs gated cells: long-range tasks, gradient flow, LM and KWS")
     study.add_argument("--out", default="docs/gated", help="report.md, PNGs and every run's folder (runs/)")
     study.add_argument("--full", action="store_true", help="the larger grid: T up to 400, 3 seeds, longer runs")

@@ -5,16 +5,21 @@ import json
 from pathlib import Path
 
 from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
+from ..tune import add_tune_flags
 
 
-def register(train, evaluate, commands) -> None:
-    synth = train.add_parser("synth", help="long-range problems: adding, copy memory")
-    add_problem_flags(synth)
-    add_encoder_flags(synth)
-    add_train_flags(synth)
+def register(groups, commands) -> None:
+    synth = groups["train"].add_parser("synth", help="long-range problems: adding, copy memory")
+    tune = groups["tune"].add_parser("synth", help="tune a long-range problem's settings")
+    for p in (synth, tune):
+        add_problem_flags(p)
+        add_encoder_flags(p)
+        add_train_flags(p)
+    add_tune_flags(tune)
     synth.set_defaults(handler=train_synth)
+    tune.set_defaults(handler=tune_synth)
 
-    ev = evaluate.add_parser("synth")
+    ev = groups["evaluate"].add_parser("synth")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=evaluate_synth)
@@ -27,6 +32,13 @@ def register(train, evaluate, commands) -> None:
     grad.add_argument("--batch", type=int, default=64, help="sequences the norms are taken over")
     grad.add_argument("--out", help="folder for gradients.png and gradients.json (default: beside the checkpoint)")
     grad.set_defaults(handler=gradients)
+
+
+def tune_synth(args) -> None:
+    from ..tune import run_tuning
+    from .task import SynthConfig, SynthTask
+
+    run_tuning(args, "synth", SynthConfig, SynthTask, lambda cfg, train_cfg: SynthTask(cfg))
 
 
 def add_problem_flags(p) -> None:

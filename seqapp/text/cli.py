@@ -9,24 +9,19 @@ from pathlib import Path
 
 from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
 from ..errors import UserError
+from ..tune import add_tune_flags
 
 
-def register(train, evaluate, commands) -> None:
-    lm = train.add_parser("lm", help="character / SentencePiece language model")
-    add_setting(lm, "--data", help="a UTF-8 text file, or a hub dataset name")
-    add_setting(lm, "--tokenizer", choices=["char", "sentencepiece"])
-    add_setting(lm, "--vocab-size", type=int, help="SentencePiece vocabulary size")
-    add_encoder_flags(lm)
-    add_setting(lm, "--embed", type=int, help="embedding size (default: --hidden)")
-    add_setting(lm, "--tie-weights", action="store_true")
-    add_setting(lm, "--bidirectional", action="store_true", help=argparse.SUPPRESS)
-    add_setting(lm, "--seq-len", type=int)
-    add_setting(lm, "--val-fraction", type=float)
-    add_setting(lm, "--val-tokens", type=int, help="validate during training on at most this many tokens")
-    add_train_flags(lm)
+def register(groups, commands) -> None:
+    lm = groups["train"].add_parser("lm", help="character / SentencePiece language model")
+    add_lm_flags(lm)
     lm.set_defaults(handler=train_lm)
+    tune = groups["tune"].add_parser("lm", help="tune the language model's settings")
+    add_lm_flags(tune)
+    add_tune_flags(tune)
+    tune.set_defaults(handler=tune_lm)
 
-    ev = evaluate.add_parser("lm")
+    ev = groups["evaluate"].add_parser("lm")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--data", help="text to score (default: the text it was trained on)")
     ev.add_argument("--split", choices=["val", "all"], default="val")
@@ -51,6 +46,30 @@ def register(train, evaluate, commands) -> None:
     insp.add_argument("--chars", type=int, default=3000, help="read this many characters of it")
     insp.add_argument("--out", required=True, help="folder for saturation.png, cells.html, saturation.json")
     insp.set_defaults(handler=inspect_command)
+
+
+def add_lm_flags(lm) -> None:
+    add_setting(lm, "--data", help="a UTF-8 text file, or a hub dataset name")
+    add_setting(lm, "--tokenizer", choices=["char", "sentencepiece"])
+    add_setting(lm, "--vocab-size", type=int, help="SentencePiece vocabulary size")
+    add_encoder_flags(lm)
+    add_setting(lm, "--embed", type=int, help="embedding size (default: --hidden)")
+    add_setting(lm, "--tie-weights", action="store_true")
+    add_setting(lm, "--bidirectional", action="store_true", help=argparse.SUPPRESS)
+    add_setting(lm, "--seq-len", type=int)
+    add_setting(lm, "--val-fraction", type=float)
+    add_setting(lm, "--val-tokens", type=int, help="validate during training on at most this many tokens")
+    add_train_flags(lm)
+
+
+def tune_lm(args) -> None:
+    from ..tune import run_tuning
+    from .task import LMConfig, LMTask
+
+    def make_task(cfg, train_cfg):
+        return LMTask(cfg, cache_dir=Path(train_cfg.out) / "data")
+
+    run_tuning(args, "lm", LMConfig, LMTask, make_task)
 
 
 def train_lm(args) -> None:
