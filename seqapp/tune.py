@@ -53,6 +53,18 @@ def load_space(path: Path, known: set[str]) -> dict:
     return space
 
 
+def starting_point(space: dict, configs) -> dict:
+    """The resolved settings' values for the searched names, where the space can hold them."""
+    values = {}
+    for name, spec in space.items():
+        value = next((getattr(c, name) for c in configs if hasattr(c, name)), None)
+        inside = value in spec["choices"] if "choices" in spec else \
+            isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"]
+        if inside:
+            values[name] = value
+    return values
+
+
 def suggest(trial, space: dict) -> dict:
     params = {}
     for name, spec in space.items():
@@ -89,6 +101,10 @@ def run_tuning(args, task_name: str, config_class, task_class, make_task) -> Non
         sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=args.prune_startup, n_warmup_steps=2))
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    if not study.trials:  # trial 0 is the preset you start from: the table then shows what tuning bought
+        start = starting_point(space, resolve({k: v for k, v in given.items()}, config_class, TrainConfig))
+        if start:
+            study.enqueue_trial(start)
     done = len(study.get_trials(states=finished))
     print(f"study {study.study_name!r} in {storage}: {done} of {args.trials} trials done; space {space_path}")
 

@@ -22,6 +22,7 @@ def register(groups, commands) -> None:
     ev.add_argument("--stream", help="a long recording to spot keywords in (a streaming model)")
     ev.add_argument("--labels", help="with --stream: its word,start_ms,end_ms CSV (as make-stream writes)")
     ev.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
+    ev.add_argument("--average-ms", type=float, help="with --stream: the decision layer's averaging window (500)")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--out", help="where to write confusion.png or the sweep PNG (default: beside the input)")
@@ -32,6 +33,7 @@ def register(groups, commands) -> None:
     spot_.add_argument("files", nargs="*", help="WAV/FLAC clips or folders of them")
     spot_.add_argument("--stream", help="a recording of any length, or - for standard input: detections as they happen")
     spot_.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
+    spot_.add_argument("--average-ms", type=float, help="with --stream: the decision layer's averaging window (500)")
     spot_.add_argument("--top-k", type=int, default=3)
     spot_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     spot_.add_argument("--json", action="store_true", help="one JSON object (per detection with --stream)")
@@ -196,7 +198,7 @@ def spot(args) -> None:
     if args.stream:
         if args.files:
             raise UserError("give either --stream SOURCE or clip files, not both")
-        return spot_stream(args.checkpoint, args.stream, args.threshold, args.json)
+        return spot_stream(args.checkpoint, args.stream, args.threshold, args.json, args.average_ms)
     if not args.files:
         raise UserError("spot needs clip files (or a folder), or --stream FILE|- for a continuous recording")
 
@@ -228,7 +230,7 @@ def spot(args) -> None:
 
 # --- continuous audio -------------------------------------------------------------------------------------
 
-def streaming_model(checkpoint_path, threshold=None):
+def streaming_model(checkpoint_path, threshold=None, average_ms=None):
     """(model, labels, decision settings) of a streaming checkpoint, on the CPU; one line for a clip model."""
     from .. import checkpoint
     from ..errors import UserError
@@ -243,8 +245,12 @@ def streaming_model(checkpoint_path, threshold=None):
                         "needs one trained with --streaming (configs/kws_stream.json)")
     cfg = KWSConfig.from_dict(ckpt["task_state"]["config"])
     decision = DecisionConfig(threshold=cfg.threshold if threshold is None else threshold)
+    if average_ms is not None:
+        decision.average_ms = average_ms
     if not 0 < decision.threshold <= 1:
         raise UserError(f"--threshold must be in (0, 1], got {decision.threshold}")
+    if not 0 < decision.average_ms <= 10_000:
+        raise UserError(f"--average-ms must be in (0, 10000], got {decision.average_ms}")
     return model, names, decision
 
 
@@ -285,13 +291,13 @@ def print_detection(as_json: bool):
     return show
 
 
-def spot_stream(checkpoint_path, source: str, threshold, as_json: bool) -> None:
+def spot_stream(checkpoint_path, source: str, threshold, as_json: bool, average_ms=None) -> None:
     import torch
 
     from .stream import open_source
 
     torch.set_num_threads(1)  # one stream: constant work per 10 ms, no thread hand-offs
-    model, names, decision = streaming_model(checkpoint_path, threshold)
+    model, names, decision = streaming_model(checkpoint_path, threshold, average_ms)
     run_stream(model, names, decision, open_source(source), print_detection(as_json))
 
 
@@ -352,7 +358,7 @@ def evaluate_stream(args) -> None:
         raise UserError("--stream needs --labels CSV (word,start_ms,end_ms rows, as make-stream writes)")
     truth = read_labels(args.labels)
     torch.set_num_threads(1)
-    model, names, decision = streaming_model(args.checkpoint, args.threshold)
+    model, names, decision = streaming_model(args.checkpoint, args.threshold, args.average_ms)
     times, probs, _ = run_stream(model, names, decision, file_blocks(args.stream))
     seconds = float(times[-1]) if len(times) else 0.0
     result = score_detections(detect(times, probs, names, decision, model.step_seconds), truth, seconds)
@@ -362,7 +368,8 @@ def evaluate_stream(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{Path(args.stream).stem}_sweep.png"
     plot_sweep(sweep, png, title=f"{Path(args.stream).name}: {seconds / 60:.1f} min")
-    result = {"stream": str(args.stream), "threshold": decision.threshold, **result, "sweep": sweep,
+    result = {"stream": str(args.stream), "threshold": decision.threshold, "average_ms": decision.average_ms,
+              **result, "sweep": sweep,
               "sweep_png": str(png)}
     if args.json:
         print(json.dumps(result))

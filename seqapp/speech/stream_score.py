@@ -58,6 +58,7 @@ def plot_sweep(rows: list[dict], png, title: str = "") -> None:
     ax.set_xlabel("false alarms per hour")
     ax.set_ylabel("miss rate (keywords not found)")
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -31,7 +31,7 @@ class Grid:
     seeds: tuple = (1, 2)
     synth_params: int = 17_000
     synth_steps: int = 2000
-    copy_length: int = 20
+    copy_length: int = 5
     copy_steps: int = 2000
     gradient_length: int = 100
     lm_params: int = 200_000
