@@ -175,7 +175,7 @@ def test_study_on_a_tiny_grid_writes_the_report_and_resumes(tmp_path):
     runs = plan(grid, str(data), None)
     results = run_all(runs, tmp_path / "study")
     assert not [r for r in results.values() if "error" in r]
-    report = write_report(results, grid, tmp_path / "study", "test machine", 0.1).read_text()
+    report = write_report(results, grid, tmp_path / "study", "test machine", 2).read_text()
     for heading in ("The adding problem", "copy-memory", "Gradient flow", "Character LM"):
         assert heading in report
     assert (tmp_path / "study" / "adding.png").exists() and (tmp_path / "study" / "gradients.png").exists()

@@ -17,7 +17,6 @@ def study_command(args) -> None:
     import os
     import platform
     import sys
-    import time
     from pathlib import Path
 
     from ..errors import positive
@@ -34,8 +33,7 @@ def study_command(args) -> None:
     out = Path(args.out)
     runs = plan(grid, lm_data, kws_data)
     print(f"{len(runs)} runs into {out / 'runs'} (finished ones are kept and skipped)")
-    started = time.perf_counter()
     results = run_all(runs, out, args.workers)
     machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} cores"
-    report = write_report(results, grid, out, machine, (time.perf_counter() - started) / 60)
+    report = write_report(results, grid, out, machine, args.workers)
     print(f"report: {report}")

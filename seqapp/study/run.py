@@ -55,9 +55,9 @@ class Run:
         return out / "runs" / self.name
 
 
-def synth_flags(grid: Grid, steps: int) -> list[str]:
-    return ["--steps", str(steps), "--eval-every", str(steps // 6), "--lr", "2e-3", "--params", str(grid.synth_params),
-            "--batch-size", "32", "--device", "cpu"]
+def synth_flags(grid: Grid, steps: int, lr: str = "2e-3", batch: str = "32") -> list[str]:
+    return ["--steps", str(steps), "--eval-every", str(steps // 6), "--lr", lr, "--params", str(grid.synth_params),
+            "--batch-size", batch, "--device", "cpu"]
 
 
 def plan(grid: Grid, lm_data: str | None, kws_data: str | None) -> list[Run]:
@@ -72,7 +72,7 @@ def plan(grid: Grid, lm_data: str | None, kws_data: str | None) -> list[Run]:
         runs.append(Run(f"copy_T{grid.copy_length}_{slug(label)}_s1",
                         ["train", "synth", "--problem", "copy", "--length", str(grid.copy_length), *CELL_VARIANTS[label],
                          "--seed", "1",
-                         *synth_flags(grid, grid.copy_steps)]))
+                         *synth_flags(grid, grid.copy_steps, lr="5e-3", batch="64")]))
     if lm_data:
         for label in grid.lm_cells:
             runs.append(Run(f"lm_{slug(label)}", ["train", "lm", "--data", lm_data, *CELL_VARIANTS[label], "--layers", "2",
