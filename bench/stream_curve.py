@@ -79,6 +79,7 @@ def main() -> None:
     ax.axvline(5, color="grey", linestyle=":", lw=0.8)
     ax.axhline(0.10, color="grey", linestyle=":", lw=0.8, label="target: 90% found at 5 FA/h")
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
     ax.set_xlabel(f"false alarms per hour, keyword-free stream ({Path(args.free).name})")
     ax.set_ylabel(f"keywords missed ({Path(args.keywords).name})")
     ax.set_ylim(0, 1)
