@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import parse_duration
+from .config import parse_duration, read_json_object
 from .errors import UserError
 
 
@@ -53,6 +52,18 @@ def add_encoder_flags(p) -> None:
     add_setting(p, "--batch-size", type=int)
 
 
+def add_train_and_tune(groups, name: str, help_text: str, add_flags, train_handler, tune_handler) -> None:
+    """A task's `train NAME` and `tune NAME` parsers: the same settings, and the tuner's own flags on the second."""
+    from .tune import add_tune_flags
+
+    for group, handler in (("train", train_handler), ("tune", tune_handler)):
+        parser = groups[group].add_parser(name, help=f"{'tune ' if group == 'tune' else ''}{help_text}")
+        add_flags(parser)
+        if group == "tune":
+            add_tune_flags(parser)
+        parser.set_defaults(handler=handler)
+
+
 # Each package's command line: a module with register(groups, commands) that adds its parsers to the groups
 # (train, evaluate, tune: one subcommand per task) or its own commands, and sets each one's `handler`.
 # A new task is one more line here; no other file changes.
@@ -77,14 +88,7 @@ def resolve(given: dict, *config_classes) -> list:
     values = {}
     if "config" in given:
         path = Path(given["config"])
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            values = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{path} is not valid JSON ({e})") from None
-        if not isinstance(values, dict):
-            raise UserError(f"{path} must hold one JSON object of settings")
+        values = read_json_object(path, "config file")
         known = {f.name: f for cls in config_classes for f in fields(cls)}
         unknown = set(values) - set(known)
         if unknown:

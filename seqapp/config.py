@@ -1,6 +1,8 @@
 """Settings as data: dataclasses built from a plain dict (a JSON preset, a checkpoint, parsed flags)."""
+import json
 import re
 from dataclasses import fields
+from pathlib import Path
 
 from .errors import UserError
 
@@ -29,3 +31,17 @@ def parse_duration(text: str) -> float:
     if not 0 < seconds < 10 * 365 * 86400:
         raise UserError(f"--time-budget must be a positive duration, got {text!r}")
     return seconds
+
+
+def read_json_object(path: str | Path, what: str) -> dict:
+    """A JSON file holding one object (a preset, a search space), or one line saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(values, dict) or not values:
+        raise UserError(f"{path} must hold one JSON object ({what})")
+    return values

@@ -1,5 +1,6 @@
-"""One training loop for every task: AdamW, warm-up then warm-up-stable-decay (or cosine), clipping, mixed precision, periodic
-validation, best/last checkpoints, exact resume, DDP, metrics. The task supplies model, batches and figures."""
+"""One training loop for every task: AdamW, warm-up then warm-up-stable-decay (or cosine), clipping, mixed
+precision, periodic validation, best/last checkpoints, exact resume, DDP, metrics, a time budget. The task
+supplies model, batches and figures."""
 from __future__ import annotations
 
 import json
@@ -116,6 +117,8 @@ class Trainer:
         self.step, self.best, self.evals_since_best, self.skipped = 0, None, 0, 0
         self.eval_seconds = 0.0
         self.train_seconds = 0.0  # time spent in training steps (validation and checkpoints not counted)
+        self.speed_mark = None    # (step, train_seconds) from which a time budget's speed is measured
+        self.evals_done = 0       # validations a time budget has made so far
         if resume is not None:
             self._restore(resume)
         self.train_model = self.model
@@ -274,7 +277,6 @@ class Trainer:
         bad_in_a_row, window_loss, window_units, window_steps = 0, 0.0, 0, 0
         tick, started = time.perf_counter(), time.perf_counter()
         self.evals_done = int(self.train_seconds // (budget / cfg.budget_evals)) if budget else 0
-        self.speed_mark = None
         stopped_early = False
         try:
             while not self.finished():

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .cli import resolve
-from .config import parse_duration
+from .config import parse_duration, read_json_object
 from .errors import UserError, positive
 
 
@@ -32,14 +32,7 @@ TUNE_FLAGS = ("space", "trials", "trial_budget", "storage", "study_name", "sampl
 
 def load_space(path: Path, known: set[str]) -> dict:
     """{setting: {"low", "high"[, "log", "step"]} or {"choices": [...]}}; one line for anything else."""
-    if not path.is_file():
-        raise UserError(f"search space not found: {path}")
-    try:
-        space = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(space, dict) or not space:
-        raise UserError(f"{path} must hold one JSON object: setting -> range or choices")
+    space = read_json_object(path, "search space")
     for name, spec in space.items():
         if name not in known:
             raise UserError(f"{path}: {name} is not a setting of this task")

@@ -82,6 +82,8 @@ def test_make_stream_labels_match_where_the_words_are(tmp_path):
         assert np.abs(outside).max() < 0.05 * np.abs(segment).max()  # silent around the labelled word
     keyword_free, rows = make_stream(root, minutes=0.5, seed=3, keyword_share=0.0)
     assert {w for w, _, _ in rows} <= {"bed", "cat"}
+    with pytest.raises(UserError, match="--minutes 100000 is too long"):
+        make_stream(root, minutes=100_000)
 
 
 def detection(label, time):

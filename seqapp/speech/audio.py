@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,20 @@ def read_audio(path: str | Path) -> torch.Tensor:
     """The whole file as mono float32 at 16 kHz, any length."""
     import soundfile as sf
 
+    path = checked_path(path)
+    with readable(path):
+        info = sf.info(str(path))  # check what the header claims before reading anything
+        check_format(path, info.samplerate, info.channels)
+        if info.frames * info.channels > MAX_SAMPLES:
+            raise UserError(f"{path}: implausible audio ({info.channels} channels, {info.frames} frames)")
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    if samples.shape[0] == 0:
+        raise UserError(f"{path}: the file holds no audio samples")
+    return torch.from_numpy(np.ascontiguousarray(resample(finite(samples, path).mean(axis=1), rate)))
+
+
+def checked_path(path: str | Path) -> Path:
+    """An existing, non-empty file (a WAV whose data chunk is all there) or one line saying why not."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"audio file not found: {path}")
@@ -39,21 +54,32 @@ def read_audio(path: str | Path) -> torch.Tensor:
         raise UserError(f"{path}: empty file, not audio")
     if path.suffix.lower() == ".wav":
         check_wav_complete(path)
+    return path
+
+
+@contextmanager
+def readable(path: Path):
+    """libsndfile's many complaints about a file, as one line naming it."""
+    import soundfile as sf
+
     try:
-        info = sf.info(str(path))  # check what the header claims before reading anything
-        if not RATES[0] <= info.samplerate <= RATES[1]:
-            raise UserError(f"{path}: unsupported sample rate {info.samplerate} Hz (expected {RATES[0]}-{RATES[1]})")
-        if info.channels > MAX_CHANNELS or info.frames * info.channels > MAX_SAMPLES:
-            raise UserError(f"{path}: implausible audio ({info.channels} channels, {info.frames} frames)")
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        yield
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable audio file ({reason[:120]})") from None
-    if samples.shape[0] == 0:
-        raise UserError(f"{path}: the file holds no audio samples")
-    if not np.isfinite(samples).all():
-        raise UserError(f"{path}: the audio holds NaN or infinite samples")
-    return torch.from_numpy(np.ascontiguousarray(resample(samples.mean(axis=1), rate)))
+
+
+def check_format(name, rate: int, channels: int) -> None:
+    if not RATES[0] <= rate <= RATES[1]:
+        raise UserError(f"{name}: unsupported sample rate {rate} Hz (expected {RATES[0]}-{RATES[1]})")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise UserError(f"{name}: implausible channel count {channels}")
+
+
+def finite(block: np.ndarray, name) -> np.ndarray:
+    if not np.isfinite(block).all():
+        raise UserError(f"{name}: the audio holds NaN or infinite samples")
+    return block
 
 
 def fit_to_one_second(wave: torch.Tensor) -> torch.Tensor:

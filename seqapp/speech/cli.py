@@ -3,18 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
-from ..tune import add_tune_flags
+from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
 
 
 def register(groups, commands) -> None:
-    kws = groups["train"].add_parser("kws", help="keyword spotter on Speech Commands")
-    add_kws_flags(kws)
-    kws.set_defaults(handler=train_kws)
-    tune = groups["tune"].add_parser("kws", help="tune the keyword spotter's settings")
-    add_kws_flags(tune)
-    add_tune_flags(tune)
-    tune.set_defaults(handler=tune_kws)
+    add_train_and_tune(groups, "kws", "keyword spotter on Speech Commands", add_kws_flags, train_kws, tune_kws)
 
     ev = groups["evaluate"].add_parser("kws")
     ev.add_argument("--checkpoint", required=True)
@@ -75,6 +68,7 @@ def add_kws_flags(kws) -> None:
     add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
     add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
     add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
+    add("--unknown-share", type=float, help="share of other words (_unknown_) in training (default: by count)")
     add_train_flags(kws)
 
 
@@ -125,7 +119,7 @@ def load_eval_set(root, names, seed: int = 0):
     if len(labels) == 0:
         raise UserError(f"{root}: no clips in its {what} for the classes {', '.join(names)}")
     if what == "testing split":
-        waves, labels = ds.add_silence(waves, labels, names, ds.load_noise(noise_files), seed)
+        waves, labels = ds.add_silence(waves, labels, names, ds.load_noise(noise_files, part="test"), seed)
     return waves, labels, what
 
 

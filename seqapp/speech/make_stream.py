@@ -15,6 +15,7 @@ from . import dataset as ds
 from .audio import SAMPLE_RATE, load_audio, word_bounds
 
 SLOT_SECONDS, MAX_OFFSET_SECONDS = 3.0, 2.0
+MAX_MINUTES = 600  # the stream is built in memory: 10 hours is 2.3 GB of float32
 
 
 def word_of(clip: ds.Clip) -> str:
@@ -48,6 +49,8 @@ def make_stream(root: str | Path, minutes: float, seed: int = 1, keyword_share: 
                 split: str = "testing") -> tuple[np.ndarray, list[tuple]]:
     """(16 kHz samples, rows of (word, start_ms, end_ms)) for a stream of `minutes`."""
     positive("--minutes", minutes)
+    if minutes > MAX_MINUTES:
+        raise UserError(f"--minutes {minutes:g} is too long: at most {MAX_MINUTES} (build several streams instead)")
     if not 0 <= keyword_share <= 1:
         raise UserError(f"--keyword-share must be in [0, 1], got {keyword_share}")
     if not 0 <= max_noise <= 1:

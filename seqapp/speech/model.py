@@ -8,6 +8,7 @@ from torch import nn
 
 from ..encoder import EncoderConfig, RecurrentEncoder
 from ..errors import UserError
+from .audio import SAMPLE_RATE
 from .features import FeatureConfig, FrontEnd
 
 POOLINGS = ("last", "mean", "attention")
@@ -93,13 +94,13 @@ class StreamingSpotter(nn.Module):
 
     @property
     def step_seconds(self) -> float:
-        return self.frontend.hop * self.frontend.cfg.frame_stack / 16_000
+        return self.frontend.hop * self.frontend.cfg.frame_stack / SAMPLE_RATE
 
     def step_end_seconds(self, steps: torch.Tensor | int):
         """When the audio that encoder step j depends on has all arrived (its last frame's last sample)."""
         fe = self.frontend
         last_frame = (torch.as_tensor(steps) + 1) * fe.cfg.frame_stack - 1
-        return (last_frame * fe.hop + fe.n_fft) / 16_000
+        return (last_frame * fe.hop + fe.n_fft) / SAMPLE_RATE
 
     def classify(self, features: torch.Tensor, state=None):
         """features (batch, steps, n_features) -> logits (batch, steps, classes), the encoder state."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .audio import MAX_CHANNELS, RATES, SAMPLE_RATE, check_wav_complete
+from .audio import SAMPLE_RATE, check_format, checked_path, finite, readable
 
 BLOCK_SECONDS = 0.1
 
@@ -34,40 +34,16 @@ def file_blocks(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Itera
     """A WAV/FLAC file of any length, rate and channel count, as 16 kHz mono float32 blocks."""
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: empty file, not audio")
-    if path.suffix.lower() == ".wav":
-        check_wav_complete(path)
-    try:
-        with sf.SoundFile(str(path)) as f:
-            check_format(path, f.samplerate, f.channels)
-            resample, any_audio = Resampler(f.samplerate), False
-            for block in f.blocks(blocksize=max(1, int(f.samplerate * block_seconds)), dtype="float32",
-                                  always_2d=True):
-                any_audio = any_audio or len(block) > 0
-                yield resample(finite(block, path).mean(axis=1))
-            if not any_audio:
-                raise UserError(f"{path}: the file holds no audio samples")
-            yield resample(np.zeros(0, np.float32), last=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable audio file ({reason[:120]})") from None
-
-
-def check_format(name, rate: int, channels: int) -> None:
-    if not RATES[0] <= rate <= RATES[1]:
-        raise UserError(f"{name}: unsupported sample rate {rate} Hz (expected {RATES[0]}-{RATES[1]})")
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise UserError(f"{name}: implausible channel count {channels}")
-
-
-def finite(block: np.ndarray, name) -> np.ndarray:
-    if not np.isfinite(block).all():
-        raise UserError(f"{name}: the audio holds NaN or infinite samples")
-    return block
+    path = checked_path(path)
+    with readable(path), sf.SoundFile(str(path)) as f:
+        check_format(path, f.samplerate, f.channels)
+        resample, any_audio = Resampler(f.samplerate), False
+        for block in f.blocks(blocksize=max(1, int(f.samplerate * block_seconds)), dtype="float32", always_2d=True):
+            any_audio = any_audio or len(block) > 0
+            yield resample(finite(block, path).mean(axis=1))
+        if not any_audio:
+            raise UserError(f"{path}: the file holds no audio samples")
+        yield resample(np.zeros(0, np.float32), last=True)
 
 
 PCM_FORMATS = {(1, 8): "u1", (1, 16): "<i2", (1, 32): "<i4", (3, 32): "<f4"}

@@ -4,20 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
-from ..tune import add_tune_flags
+from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
 
 
 def register(groups, commands) -> None:
-    synth = groups["train"].add_parser("synth", help="long-range problems: adding, copy memory")
-    tune = groups["tune"].add_parser("synth", help="tune a long-range problem's settings")
-    for p in (synth, tune):
-        add_problem_flags(p)
-        add_encoder_flags(p)
-        add_train_flags(p)
-    add_tune_flags(tune)
-    synth.set_defaults(handler=train_synth)
-    tune.set_defaults(handler=tune_synth)
+    add_train_and_tune(groups, "synth", "long-range problems: adding, copy memory", add_synth_flags, train_synth,
+                       tune_synth)
 
     ev = groups["evaluate"].add_parser("synth")
     ev.add_argument("--checkpoint", required=True)
@@ -39,6 +31,12 @@ def tune_synth(args) -> None:
     from .task import SynthConfig, SynthTask
 
     run_tuning(args, "synth", SynthConfig, SynthTask, lambda cfg, train_cfg: SynthTask(cfg))
+
+
+def add_synth_flags(p) -> None:
+    add_problem_flags(p)
+    add_encoder_flags(p)
+    add_train_flags(p)
 
 
 def add_problem_flags(p) -> None:

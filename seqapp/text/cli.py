@@ -7,19 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import add_encoder_flags, add_setting, add_train_flags, prepare_run
+from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
 from ..errors import UserError
-from ..tune import add_tune_flags
 
 
 def register(groups, commands) -> None:
-    lm = groups["train"].add_parser("lm", help="character / SentencePiece language model")
-    add_lm_flags(lm)
-    lm.set_defaults(handler=train_lm)
-    tune = groups["tune"].add_parser("lm", help="tune the language model's settings")
-    add_lm_flags(tune)
-    add_tune_flags(tune)
-    tune.set_defaults(handler=tune_lm)
+    add_train_and_tune(groups, "lm", "character / SentencePiece language model", add_lm_flags, train_lm, tune_lm)
 
     ev = groups["evaluate"].add_parser("lm")
     ev.add_argument("--checkpoint", required=True)
