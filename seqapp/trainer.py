@@ -286,8 +286,7 @@ class Trainer:
                 if budget:
                     self.train_seconds = self.dist.broadcast_value(self.train_seconds, self.device)  # rank 0's clock
                     self._fix_end_step(bar)
-                    bar.n = min(round(self.train_seconds), bar.total)
-                    bar.refresh()
+                    bar.update(min(round(self.train_seconds), bar.total) - bar.n)
                 else:
                     bar.update(1)
                 if finite:
@@ -310,8 +309,9 @@ class Trainer:
                                     **{f"{self.task.unit}/s": f"{rate:,.0f}"})
                     tick, window_loss, window_units, window_steps = now, 0.0, 0, 0
                 if self._validation_due():
+                    validation_started = time.perf_counter()
                     stop = self._validate_and_save(bar)
-                    tick = time.perf_counter()  # throughput counts training, not validation
+                    tick += time.perf_counter() - validation_started  # throughput counts training, not validation
                     if stop:
                         stopped_early = True
                         if self.dist.is_main:
