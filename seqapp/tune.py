@@ -95,7 +95,7 @@ def run_tuning(args, task_name: str, config_class, task_class, make_task) -> Non
         pruner=optuna.pruners.MedianPruner(n_startup_trials=args.prune_startup, n_warmup_steps=2))
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if not study.trials:  # trial 0 is the preset you start from: the table then shows what tuning bought
-        start = starting_point(space, resolve({k: v for k, v in given.items()}, config_class, TrainConfig))
+        start = starting_point(space, resolve(given, config_class, TrainConfig))
         if start:
             study.enqueue_trial(start)
     done = len(study.get_trials(states=finished))
