@@ -74,11 +74,6 @@ class FrontEnd(nn.Module):
         x = self.transform(wave.float())
         return torch.log(x + 1e-6) if self.cfg.features == "logmel" else x
 
-    def set_statistics(self, raw: torch.Tensor) -> None:
-        """Fix the per-band statistics from raw features (batch, n_mels, frames) of training clips."""
-        self.mean.copy_(raw.mean(dim=(0, 2)))
-        self.std.copy_(raw.std(dim=(0, 2)).clamp_min(1e-3))
-
     def forward(self, wave: torch.Tensor, augment: bool | None = None) -> torch.Tensor:
         """wave (batch, samples) -> features (batch, frames // frame_stack, n_features)."""
         augment = self.training if augment is None else augment

@@ -7,7 +7,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError, positive
@@ -106,7 +105,3 @@ def read_labels(path: str | Path) -> list[tuple[str, float, float]]:
     except (KeyError, TypeError, ValueError, UnicodeDecodeError, csv.Error):
         raise UserError(f"{path}: expected CSV rows of word,start_ms,end_ms") from None
     return rows
-
-
-def as_tensor(wave: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
