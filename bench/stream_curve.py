@@ -28,16 +28,11 @@ from seqapp.speech.stream_score import score_detections  # noqa: E402
 THRESHOLDS = np.round(np.arange(0.3, 0.99, 0.05), 2)
 
 
-def posteriors(checkpoint: str, wav: str):
-    model, names, decision = streaming_model(checkpoint)
-    times, probs, _ = run_stream(model, names, decision, file_blocks(wav))
-    return model, names, decision, times, probs
-
-
 def curve(checkpoint: str, keywords: str, free: str) -> list[dict]:
     rows = []
-    model, names, decision, kt, kp = posteriors(checkpoint, keywords)
-    _, _, _, ft, fp = posteriors(checkpoint, free)
+    model, names, decision = streaming_model(checkpoint)
+    kt, kp, _ = run_stream(model, names, decision, file_blocks(keywords), decide=False)
+    ft, fp, _ = run_stream(model, names, decision, file_blocks(free), decide=False)
     truth_k, truth_f = read_labels(Path(keywords).with_suffix(".csv")), read_labels(Path(free).with_suffix(".csv"))
     for threshold in THRESHOLDS:
         cfg = replace(decision, threshold=float(threshold))

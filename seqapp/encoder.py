@@ -120,5 +120,14 @@ def hidden_for_params(budget: int, count_params) -> int:
     return min((low, high), key=lambda h: abs(count_params(h) - budget))
 
 
+def resolve_params(cfg, build) -> None:
+    """When a task config asks for `params`, set its `hidden` to the size whose model, build(config), has about
+    that many parameters (every task's --params goes through here)."""
+    from dataclasses import replace
+
+    if cfg.params:
+        cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(build(replace(cfg, hidden=h))))
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -148,7 +148,7 @@ def write_outputs(study, out: Path, given: dict, budget: float, task_class) -> N
         return
     preset = {}
     if "config" in given:
-        preset.update(json.loads(Path(given["config"]).read_text()))
+        preset.update(read_json_object(given["config"], "config file"))
     preset.update({k: v for k, v in given.items() if k not in ("config", "command", "task", "data")})
     preset.update(study.best_params)
     preset["time_budget"] = budget

@@ -248,8 +248,9 @@ def streaming_model(checkpoint_path, threshold=None, average_ms=None):
     return model, names, decision
 
 
-def run_stream(model, names, decision, blocks, on_detection=None):
-    """Feed blocks through the model and the decision layer. Returns (times, posteriors, detections)."""
+def run_stream(model, names, decision, blocks, on_detection=None, decide: bool = True):
+    """Feed blocks through the model and (with `decide`) the decision layer, as a live stream runs.
+    Returns (times, posteriors, detections)."""
     import numpy as np
 
     from .decision import DecisionLayer
@@ -264,7 +265,7 @@ def run_stream(model, names, decision, blocks, on_detection=None):
             continue
         t = stream.times(len(p)).numpy()
         p = p.numpy()
-        for ti, pi in zip(t, p):
+        for ti, pi in zip(t, p) if decide else ():
             found = layer.update(float(ti), pi)
             if found is not None:
                 detections.append(found)
@@ -353,7 +354,7 @@ def evaluate_stream(args) -> None:
     truth = read_labels(args.labels)
     torch.set_num_threads(1)
     model, names, decision = streaming_model(args.checkpoint, args.threshold, args.average_ms)
-    times, probs, _ = run_stream(model, names, decision, file_blocks(args.stream))
+    times, probs, _ = run_stream(model, names, decision, file_blocks(args.stream), decide=False)  # detect() below
     seconds = float(times[-1]) if len(times) else 0.0
     result = score_detections(detect(times, probs, names, decision, model.step_seconds), truth, seconds)
     sweep = [{"threshold": t, **score_detections(detect(times, probs, names, replace(decision, threshold=t),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..config import Settings
 from ..device import autocast
-from ..encoder import count_parameters, hidden_for_params
+from ..encoder import resolve_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from . import dataset as ds
@@ -94,8 +94,7 @@ class KWSTask:
 
     def __init__(self, cfg: KWSConfig):
         self.cfg = cfg.check()
-        if cfg.params:
-            cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(build_model(replace(cfg, hidden=h))))
+        resolve_params(cfg, build_model)
         build_model(cfg)  # refuse impossible models before reading any audio
         self.names = ds.class_names(cfg.classes)
         root = Path(cfg.data)

@@ -82,11 +82,9 @@ def copy_section(results: dict, grid: Grid) -> list[str]:
 
 def gradient_section(out: Path, grid: Grid) -> list[str]:
     """dL/dh against distance, per cell, at initialization and after training (seed 1, T = gradient_length)."""
-    import torch
-
     from .. import checkpoint
-    from ..synth.gradients import gradient_by_distance
-    from ..synth.task import SynthTask, model_from_checkpoint
+    from ..synth.gradients import init_and_trained
+    from ..synth.task import model_from_checkpoint
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -101,12 +99,8 @@ def gradient_section(out: Path, grid: Grid) -> list[str]:
         if not path.exists():
             continue
         trained, cfg = model_from_checkpoint(checkpoint.load(path, task="synth"))
-        task = SynthTask(cfg)
-        torch.manual_seed(cfg.seed)
-        fresh = task.build_model()
-        x, y = task.make(np.random.default_rng([cfg.seed, 2**32]), 64, cfg.length)
-        loss_fn = lambda o: torch.nn.functional.mse_loss(o, y.double())  # noqa: E731
-        init, done = gradient_by_distance(fresh, x, loss_fn)["h"], gradient_by_distance(trained, x, loss_fn)["h"]
+        curves = init_and_trained(cfg, trained)
+        init, done = curves["initialization"]["h"], curves["trained"]["h"]
         colour = f"C{i}"
         k = np.arange(len(init))
         ax.semilogy(k[init > 0], init[init > 0], linestyle="--", color=colour, alpha=0.6)

@@ -82,14 +82,11 @@ def evaluate_synth(args) -> None:
 
 
 def gradients(args) -> None:
-    import numpy as np
-    import torch
-
     from .. import checkpoint
     from ..cli import resolve
     from ..errors import positive
-    from .gradients import gradient_by_distance, plot_gradients
-    from .task import SynthConfig, SynthTask, model_from_checkpoint
+    from .gradients import init_and_trained, plot_gradients
+    from .task import SynthConfig, model_from_checkpoint
 
     positive("--batch", args.batch)
     trained = None
@@ -100,15 +97,7 @@ def gradients(args) -> None:
                 setattr(cfg, name, getattr(args, name))
     else:
         (cfg,) = resolve(vars(args), SynthConfig)
-    task = SynthTask(cfg)
-    torch.manual_seed(cfg.seed)  # the same initial weights the training run started from
-    fresh = task.build_model()
-    x, y = task.make(np.random.default_rng([cfg.seed, 2**32]), args.batch, cfg.length)
-    loss_fn = (lambda out: torch.nn.functional.mse_loss(out, y.double())) if cfg.problem == "adding" else \
-        (lambda out: torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten()))
-    curves = {"initialization": gradient_by_distance(fresh, x, loss_fn)}
-    if trained is not None:
-        curves["trained"] = gradient_by_distance(trained, x, loss_fn)
+    curves = init_and_trained(cfg, trained, args.batch)
     out = Path(args.out) if args.out else (Path(args.checkpoint).parent if args.checkpoint else Path("."))
     out.mkdir(parents=True, exist_ok=True)
     plot_gradients({f"{name}, dL/dh": c["h"] for name, c in curves.items()}, out / "gradients.png",

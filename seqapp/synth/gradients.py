@@ -27,6 +27,27 @@ def gradient_by_distance(model, x: torch.Tensor, loss_fn) -> dict:
     return {"h": relative(h), "x": relative(xs)}
 
 
+def init_and_trained(cfg, trained=None, batch: int = 64) -> dict:
+    """{"initialization": ratios, ["trained": ratios]} for a synth config: the model at the initial weights its
+    training run started from (same seed), and the trained one if given, on the same fixed batch."""
+    import torch.nn.functional as F
+
+    from .task import SynthTask
+
+    task = SynthTask(cfg)
+    torch.manual_seed(cfg.seed)
+    fresh = task.build_model()
+    x, y = task.make(np.random.default_rng([cfg.seed, 2**32]), batch, cfg.length)
+    if cfg.problem == "adding":
+        loss_fn = lambda out: F.mse_loss(out, y.double())  # noqa: E731
+    else:
+        loss_fn = lambda out: F.cross_entropy(out.flatten(0, 1), y.flatten())  # noqa: E731
+    curves = {"initialization": gradient_by_distance(fresh, x, loss_fn)}
+    if trained is not None:
+        curves["trained"] = gradient_by_distance(trained, x, loss_fn)
+    return curves
+
+
 def relative(norms: np.ndarray) -> np.ndarray:
     return norms / norms[0] if norms[0] > 0 else norms
 

@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import Settings
-from ..encoder import count_parameters, hidden_for_params
+from ..encoder import resolve_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from .model import SynthModel, SynthModelConfig
@@ -91,9 +91,7 @@ class SynthTask:
 
     def __init__(self, cfg: SynthConfig):
         self.cfg = cfg.check()
-        if cfg.params:
-            cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(
-                SynthModel(replace(cfg, hidden=h).model_config())))
+        resolve_params(cfg, lambda c: SynthModel(c.model_config()))
         SynthModel(cfg.model_config())  # refuse impossible models early
         self.make = adding_batch if cfg.problem == "adding" else copy_batch
         self.val = self.make(np.random.default_rng([cfg.seed, 2**31]), cfg.val_size, cfg.length)

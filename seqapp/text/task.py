@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..config import Settings
 from ..device import autocast
-from ..encoder import count_parameters, hidden_for_params
+from ..encoder import resolve_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from .corpus import TextCorpus
@@ -68,9 +68,7 @@ class LMTask:
         if tokenizer is None:
             tokenizer = train_tokenizer(cfg.tokenizer, lambda: text.text("train"), cfg.vocab_size)
         self.tokenizer = tokenizer
-        if cfg.params:
-            cfg.hidden = hidden_for_params(cfg.params, lambda h: count_parameters(
-                LanguageModel(model_config(replace(cfg, hidden=h), tokenizer.vocab_size))))
+        resolve_params(cfg, lambda c: LanguageModel(model_config(c, tokenizer.vocab_size)))
         cache = (lambda split: cache_dir / f"{split}.ids") if cache_dir else (lambda split: None)
         self.train_ids = text.encode(tokenizer, "train", cache("train"))
         self.val_ids = text.encode(tokenizer, "val", cache("val"))
