@@ -30,6 +30,9 @@ def register(groups, commands) -> None:
     gen.add_argument("--top-k", type=int)
     gen.add_argument("--top-p", type=float)
     gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--num-samples", type=int, default=1, help="this many samples, made side by side in one batch")
+    gen.add_argument("--backend", choices=["auto", "numpy", "torch"], default="auto",
+                     help="numpy (the CPU default: fastest for a few streams) or torch (any device); same text")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     gen.set_defaults(handler=generate_command)
 
@@ -122,22 +125,31 @@ def evaluate_lm(args) -> None:
 
 
 def generate_text(checkpoint_path, prompt, length, temperature, top_k=None, top_p=None, seed=1,
-                  device_name="cpu") -> str:
+                  device_name="cpu", num_samples=1, backend="auto") -> list[str]:
+    """Print the samples: one as it is made, several each after its own header line."""
     from .. import checkpoint
     from ..device import pick_device
-    from .generate import check_sampling, generate
+    from .generate import check_sampling, generate_many
     from .task import model_from_checkpoint
 
-    check_sampling(length, temperature, top_k, top_p)
+    check_sampling(length, temperature, top_k, top_p, num_samples)
     device = pick_device(device_name)
     model, tokenizer = model_from_checkpoint(checkpoint.load(checkpoint_path, task="lm", map_location=device))
-    sys.stdout.write(prompt)
-    return generate(model.to(device), tokenizer, prompt, length, temperature, top_k, top_p, seed, stream=sys.stdout)
+    if num_samples == 1:
+        sys.stdout.write(prompt)
+        return generate_many(model.to(device), tokenizer, prompt, length, temperature, top_k, top_p, seed,
+                             backend=backend, stream=sys.stdout)
+    samples = generate_many(model.to(device), tokenizer, prompt, length, temperature, top_k, top_p, seed,
+                            num_samples, backend)
+    for i, text in enumerate(samples, 1):
+        print(f"--- sample {i} of {num_samples} ---")
+        print(prompt + text, end="\n\n" if i < num_samples else "")
+    return samples
 
 
 def generate_command(args) -> None:
     generate_text(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                  args.device)
+                  args.device, args.num_samples, args.backend)
     print()
 
 
