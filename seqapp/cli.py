@@ -73,6 +73,8 @@ TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli", "seqapp.synth.cli", "seqapp
 def build_parser() -> Parser:
     import importlib
 
+    from .onnx_export import add_export_command
+
     parser = Parser(prog="seqapp", description="Gated recurrent networks: character LM and keyword spotting.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     groups = {name: commands.add_parser(name, help=text).add_subparsers(dest="task", required=True, parser_class=Parser)
@@ -80,6 +82,7 @@ def build_parser() -> Parser:
                                  ("tune", "search a task's settings with Optuna, each trial under a time budget"))}
     for module in TASK_CLIS:
         importlib.import_module(module).register(groups, commands)
+    add_export_command(commands)  # after the tasks, which name their exporters as they register
     return parser
 
 

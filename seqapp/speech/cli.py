@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 
 from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
+from ..onnx_export import register_exporter
 
 
 def register(groups, commands) -> None:
     add_train_and_tune(groups, "kws", "keyword spotter on Speech Commands", add_kws_flags, train_kws, tune_kws)
+    register_exporter("kws", "seqapp.speech.export:export_kws")
 
     ev = groups["evaluate"].add_parser("kws")
     ev.add_argument("--checkpoint", required=True)

@@ -52,7 +52,9 @@ class DecisionLayer:
     def decide(self, time: float, average: np.ndarray) -> Detection | None:
         scores = np.where(self.keywords, average, -1.0)
         best = int(scores.argmax())
-        if scores[best] < self.cfg.threshold or time - self.last_time < self.cfg.suppression_ms / 1000:
+        # a microsecond's slack: a detection exactly the suppression time after the last is allowed, whatever
+        # the rounding of the two times
+        if scores[best] < self.cfg.threshold or time - self.last_time < self.cfg.suppression_ms / 1000 - 1e-6:
             return None
         self.last_time = time
         return Detection(self.labels[best], float(time), float(scores[best]))

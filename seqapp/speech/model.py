@@ -99,8 +99,8 @@ class StreamingSpotter(nn.Module):
     def step_end_seconds(self, steps: torch.Tensor | int):
         """When the audio that encoder step j depends on has all arrived (its last frame's last sample)."""
         fe = self.frontend
-        last_frame = (torch.as_tensor(steps) + 1) * fe.cfg.frame_stack - 1
-        return (last_frame * fe.hop + fe.n_fft) / SAMPLE_RATE
+        last_frame = (torch.as_tensor(steps, dtype=torch.float64) + 1) * fe.cfg.frame_stack - 1
+        return (last_frame * fe.hop + fe.n_fft) / SAMPLE_RATE  # float64: the decision layer compares times
 
     def classify(self, features: torch.Tensor, state=None):
         """features (batch, steps, n_features) -> logits (batch, steps, classes), the encoder state."""

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
 from ..errors import UserError
+from ..onnx_export import register_exporter
 
 
 def register(groups, commands) -> None:
     add_train_and_tune(groups, "lm", "character / SentencePiece language model", add_lm_flags, train_lm, tune_lm)
+    register_exporter("lm", "seqapp.text.export:export_lm")
 
     ev = groups["evaluate"].add_parser("lm")
     ev.add_argument("--checkpoint", required=True)

@@ -1,0 +1,102 @@
+"""Find keywords in a recording with a streaming spotter exported by `seqapp export`: onnxruntime, numpy and
+soundfile only.
+
+    seqapp export --checkpoint runs/kws_stream/best.pt --out kws_stream.onnx
+    python examples/spot_stream_onnx.py kws_stream.onnx recording.wav
+
+The model is a 100 ms chunk step (samples and the recurrent state in, per-step posteriors and the new state
+out); its labels, chunk sizes and decision settings are JSON in the model's metadata. The decision layer is
+seqapp's (TensorFlow's RecognizeCommands): it prints what `seqapp spot --stream` prints for the checkpoint,
+except for the last < 100 ms of the recording, which this runtime leaves unread."""
+import argparse
+import json
+import sys
+from collections import deque
+
+import numpy as np
+import onnxruntime as ort
+import soundfile as sf
+
+
+class DecisionLayer:
+    """seqapp.speech.decision.DecisionLayer, copied so this file needs no seqapp: average the posteriors over
+    a window, fire when a keyword's average reaches the threshold, then stay quiet for the suppression time."""
+
+    def __init__(self, labels, keywords, settings, step_seconds):
+        self.labels, self.keywords, self.cfg = labels, np.array(keywords), settings
+        self.window = deque(maxlen=max(1, round(settings["average_ms"] / 1000 / step_seconds)))
+        self.total = np.zeros(len(labels), dtype=np.float64)
+        self.last_time = -np.inf
+
+    def update(self, time, probs):
+        probs = np.asarray(probs, dtype=np.float64)
+        if len(self.window) == self.window.maxlen:
+            self.total -= self.window[0]
+        self.window.append(probs)
+        self.total += probs
+        if len(self.window) < self.cfg["min_count"]:
+            return None
+        scores = np.where(self.keywords, self.total / len(self.window), -1.0)
+        best = int(scores.argmax())
+        if scores[best] < self.cfg["threshold"] or time - self.last_time < self.cfg["suppression_ms"] / 1000 - 1e-6:
+            return None
+        self.last_time = time
+        return self.labels[best], float(scores[best])
+
+
+def mono_blocks(path, rate, seconds=0.1):
+    """The recording as float32 mono blocks, channels averaged; it must already be at the model's rate."""
+    with sf.SoundFile(path) as f:
+        if f.samplerate != rate:
+            sys.exit(f"spot_stream_onnx: {path} is at {f.samplerate} Hz; resample it to {rate} Hz first "
+                     f"(e.g. sox {path} -r {rate} out.wav), or use seqapp spot --stream, which resamples")
+        for block in f.blocks(blocksize=int(rate * seconds), dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                sys.exit(f"spot_stream_onnx: {path} holds samples that are not finite numbers (NaN or infinity)")
+            yield block.mean(axis=1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model")
+    p.add_argument("recording", help="a WAV/FLAC file at the model's sample rate (16 kHz)")
+    p.add_argument("--threshold", type=float, help="the decision threshold (default: the model's)")
+    p.add_argument("--json", action="store_true", help="one JSON object per detection")
+    args = p.parse_args()
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        sess = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+        meta = json.loads(sess.get_modelmeta().custom_metadata_map["seqapp"])
+    except Exception as e:  # noqa: BLE001 (a bad file is one line, whatever onnxruntime says)
+        sys.exit(f"spot_stream_onnx: {args.model} is not a model seqapp exported ({str(e).splitlines()[0][:200]})")
+    if meta.get("graph") != "stream_chunk":
+        sys.exit(f"spot_stream_onnx: {args.model} is not a streaming spotter (export one trained with --streaming)")
+    settings = {**meta["decision"], **({"threshold": args.threshold} if args.threshold is not None else {})}
+    layer = DecisionLayer(meta["labels"], meta["keywords"], settings, meta["step_seconds"])
+    state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
+    read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
+    buffer, steps = np.zeros(0, np.float32), 0
+    try:
+        blocks = mono_blocks(args.recording, meta["sample_rate"])
+        for block in blocks:
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) >= read:
+                probs, *new = sess.run(None, {"samples": buffer[None, :read], **state})
+                state = dict(zip(meta["inputs"][1:], new))
+                buffer = buffer[advance:]
+                for p_step in probs[0]:
+                    # when the audio this step depends on has all arrived: its last frame's last sample
+                    time = (((steps + 1) * k - 1) * hop + meta["n_fft"]) / meta["sample_rate"]
+                    steps += 1
+                    found = layer.update(time, p_step)
+                    if found:
+                        label, score = found
+                        print(json.dumps({"label": label, "time": round(time, 3), "score": round(score, 4)})
+                              if args.json else f"{time:9.2f} s  {label:<6} {score:.3f}", flush=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        sys.exit(f"spot_stream_onnx: cannot read {args.recording}: {str(e).splitlines()[0][:200]}")
+
+
+if __name__ == "__main__":
+    main()

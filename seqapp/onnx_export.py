@@ -1,0 +1,129 @@
+"""`seqapp export`: a checkpoint -> one self-contained ONNX file that onnxruntime runs without PyTorch.
+
+The shared part: PyTorch's exporter (torch.onnx.export(dynamo=True)), constant folding (onnxscript's
+optimizer), onnxruntime's dynamic int8 quantization, the settings a runtime needs as JSON in the model's
+metadata, and a check of every export against PyTorch. Each task says what its graph is (register_exporter)."""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+OPSET = 18                  # the STFT of the speech front end needs >= 17
+METADATA_KEY = "seqapp"     # the model's metadata_props entry holding its settings (JSON)
+EXPORTERS: dict[str, str] = {}
+
+
+def register_exporter(task: str, target: str) -> None:
+    """target "package.module:function", called as function(ckpt, path, int8) -> lines to print ("{out}" in
+    them stands for the file's final name). Named, not imported: the command line starts without torch or onnx."""
+    EXPORTERS[task] = target
+
+
+def add_export_command(commands) -> None:
+    p = commands.add_parser("export", help="write a checkpoint as an ONNX model for onnxruntime (no PyTorch needed)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--int8", action="store_true", help="int8 weights (onnxruntime dynamic quantization)")
+    p.set_defaults(handler=export_command)
+
+
+def export_command(args) -> None:
+    from . import checkpoint
+
+    ckpt = checkpoint.load(args.checkpoint)  # onto the CPU, wherever it was trained
+    if ckpt["task"] not in EXPORTERS:
+        raise UserError(f"{args.checkpoint} is a {ckpt['task']!r} checkpoint: only {' and '.join(sorted(EXPORTERS))} "
+                        "models export")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: give the file to write, e.g. {out / 'model.onnx'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written beside its place, then renamed: an unwritable folder fails now, a failed export leaves nothing
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    module, function = EXPORTERS[ckpt["task"]].split(":")
+    try:
+        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB{', int8' if args.int8 else ''})")
+    for line in lines:
+        print(line.replace("{out}", str(out)))
+
+
+def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: list[str], metadata: dict,
+               int8: bool, dynamic: dict | None = None) -> None:
+    """Export `module` called on `example`, fold its constants, optionally quantize, and write one file with
+    `metadata` under METADATA_KEY. `dynamic`: {input name: {axis: name}} for dimensions left free (batch only:
+    a recurrent layer's time dimension would be fixed to the example's length anyway, so graphs here are
+    fixed-length steps and chunks)."""
+    import onnx
+    import onnxscript.optimizer
+    import torch
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" and the like
+    shapes = None
+    if dynamic:
+        dims = {}
+        shapes = {name: {axis: dims.setdefault(d, torch.export.Dim(d)) for axis, d in dynamic[name].items()}
+                  if name in dynamic else None for name in inputs}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module.eval(), example, dynamo=True, input_names=inputs, output_names=outputs,
+                                    dynamic_shapes=shapes, opset_version=OPSET, verbose=False)
+    model = onnxscript.optimizer.optimize(program.model_proto, input_size_limit=1 << 30, output_size_limit=1 << 30)
+    for value in model.graph.output:  # the exporter's declared shapes of LSTM states can be wrong: let ORT infer
+        value.type.tensor_type.ClearField("shape")
+    if int8:
+        model = quantize(model)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps({**metadata, "int8": int8})
+    onnx.save_model(model, str(out))
+
+
+def quantize(model):
+    """onnxruntime's dynamic quantization: int8 weights for MatMul, Gather and LSTM; activations quantized
+    on the fly. (It has no int8 GRU or Gemm: those stay float.) Needs the folded graph, whose weights are
+    initializers: before folding, only layers whose weights reach them directly would be quantized."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing": folding was that step
+        source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(model, str(source))
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        return onnx.load(str(target))
+
+
+def session(path, threads: int = 1):
+    """An onnxruntime session on the CPU (one thread by default: a step is too small to share)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def metadata(sess) -> dict:
+    return json.loads(sess.get_modelmeta().custom_metadata_map[METADATA_KEY])
+
+
+def largest_difference(path, feeds: dict, expected: list) -> float:
+    """Run the written model on `feeds` and return the largest absolute difference from PyTorch's outputs."""
+    got = session(path).run(None, {k: np.asarray(v) for k, v in feeds.items()})
+    return max(float(np.abs(np.asarray(g, dtype=np.float64) - np.asarray(e, dtype=np.float64)).max())
+               for g, e in zip(got, expected))
+

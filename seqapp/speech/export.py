@@ -1,0 +1,97 @@
+"""The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
+
+- a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
+- a streaming model: a fixed chunk step. CHUNK_STEPS encoder steps (100 ms) of audio -> their posteriors,
+  with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
+  a sample buffer, runs the graph whenever `chunk_samples` are there and drops the first `advance_samples`,
+  so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..onnx_export import largest_difference, write_onnx
+from .audio import SAMPLE_RATE
+from .dataset import SILENCE, UNKNOWN
+from .model import StreamingSpotter
+
+CHUNK_STEPS = 5  # 100 ms at 20 ms a step: per-call overhead is paid 10 times a second
+
+
+class ClipGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, wave):
+        return self.model.clip_logits(wave)
+
+
+class ChunkGraph(nn.Module):
+    def __init__(self, model: StreamingSpotter):
+        super().__init__()
+        self.model = model
+
+    def forward(self, samples, h, c=None):
+        fe = self.model.frontend
+        features = fe.stack(fe.normalise(fe.raw_features(samples)))
+        logits, state = self.model.classify(features, h if c is None else (h, c))
+        probs = torch.softmax(logits, dim=-1)
+        return (probs, *state) if isinstance(state, tuple) else (probs, state)
+
+
+def chunk_sizes(model: StreamingSpotter) -> tuple[int, int]:
+    """(samples a chunk reads, samples it moves on by)."""
+    fe = model.frontend
+    frames = CHUNK_STEPS * fe.cfg.frame_stack
+    return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
+
+
+def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
+    from .decision import DecisionConfig
+    from .task import KWSConfig, model_from_checkpoint
+
+    model, labels = model_from_checkpoint(ckpt)
+    cfg = model.encoder.config
+    g = torch.Generator().manual_seed(0)
+    common = {"task": "kws", "labels": labels, "keywords": [name not in (SILENCE, UNKNOWN) for name in labels],
+              "sample_rate": SAMPLE_RATE, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden}
+    if isinstance(model, StreamingSpotter):
+        read, advance = chunk_sizes(model)
+        fe = model.frontend
+        names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
+        outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
+        decision = DecisionConfig(threshold=KWSConfig.from_dict(ckpt["task_state"]["config"]).threshold)
+        metadata = {**common, "graph": "stream_chunk", "inputs": names, "outputs": outputs,
+                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": CHUNK_STEPS,
+                    "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
+                    "step_seconds": model.step_seconds, "decision": asdict(decision)}
+        graph = ChunkGraph(model)
+        example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
+                                 *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
+        dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
+        what = f"a {CHUNK_STEPS}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
+        run = "python examples/spot_stream_onnx.py {out} recording.wav"
+    else:
+        names, outputs = ["wave"], ["logits"]
+        metadata = {**common, "graph": "clip", "inputs": names, "outputs": outputs, "clip_samples": SAMPLE_RATE}
+        graph = ClipGraph(model)
+        example = lambda batch: (0.1 * torch.randn(batch, SAMPLE_RATE, generator=g),)  # noqa: E731
+        dynamic = {"wave": {0: "batch"}}
+        what = "one-second clips, front end inside"
+        run = "onnxruntime: session.run(None, {'wave': clips})  # (batch, 16000) float32 at 16 kHz"
+    write_onnx(graph, example(2), out, names, outputs, metadata, int8, dynamic)
+    check = example(3)  # another batch size than the example's
+    with torch.no_grad():
+        expected = [t.numpy() for t in graph(*check)]
+    diff = largest_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected)
+    lines = [f"largest difference from PyTorch: {diff:.1e}",
+             f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
+             + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
+                if cfg.cell.startswith("rnn") else "")]
+    if int8 and cfg.cell == "gru":
+        lines.append("note: onnxruntime has no int8 GRU: the recurrent layers stay float, only matrix products are int8")
+    return lines + [f"run it: {run}"]

@@ -1,0 +1,67 @@
+"""The language model as an ONNX step: token ids and the recurrent state in, logits and the new state out
+(batch free, one token per stream). The tokenizer's tables travel in the metadata, so a runtime needs
+nothing else (examples/generate_onnx.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..onnx_export import largest_difference, write_onnx
+from .task import model_from_checkpoint
+
+
+class LMStep(nn.Module):
+    """One token through nn.LSTM/GRU/RNN on a length-1 sequence: LSTM and GRU become ONNX's own ops."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, h, c=None):
+        out, state = self.model.encoder(self.model.embed(tokens)[:, None], state=h if c is None else (h, c))
+        logits = self.model.head(out[:, 0])
+        return (logits, *state) if isinstance(state, tuple) else (logits, state)
+
+
+def tokenizer_tables(tokenizer) -> dict:
+    if tokenizer.kind == "char":
+        return {"kind": "char", "chars": tokenizer.chars, "unknown_id": tokenizer.unk_id}
+    sp = tokenizer.sp
+    return {"kind": "sentencepiece", "space": "\u2581",
+            "pieces": [sp.id_to_piece(i) for i in range(sp.get_piece_size())],
+            "byte_ids": [i for i in range(sp.get_piece_size()) if sp.is_byte(i)],
+            "control_ids": [i for i in range(sp.get_piece_size()) if sp.is_control(i) or sp.is_unknown(i)]}
+
+
+def example_inputs(model, batch: int, seed: int = 0) -> tuple:
+    cfg = model.encoder.config
+    g = torch.Generator().manual_seed(seed)
+    state = [torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in range(2 if cfg.cell == "lstm" else 1)]
+    return (torch.randint(0, model.cfg.vocab_size, (batch,), generator=g), *state)
+
+
+def export_lm(ckpt: dict, out: Path, int8: bool) -> list[str]:
+    model, tokenizer = model_from_checkpoint(ckpt)
+    cfg = model.encoder.config
+    names = ["tokens", "h"] + (["c"] if cfg.cell == "lstm" else [])
+    outputs = ["logits", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
+    metadata = {"task": "lm", "graph": "step", "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
+                "vocab_size": model.cfg.vocab_size, "inputs": names, "outputs": outputs,
+                "tokenizer": tokenizer_tables(tokenizer)}
+    step = LMStep(model)
+    write_onnx(step, example_inputs(model, 2), out, names, outputs, metadata, int8,
+               dynamic={name: {0 if name == "tokens" else 1: "batch"} for name in names})
+    check = example_inputs(model, 3, seed=1)  # another batch size than the example's
+    with torch.no_grad():
+        expected = [t.numpy() for t in step(*check)]
+    diff = largest_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected)
+    native = f"ONNX's own {cfg.cell.upper()} op" if cfg.cell in ("lstm", "gru") else \
+        "MatMul and Tanh/Relu (PyTorch's exporter unrolls nn.RNN instead of using ONNX's RNN op)"
+    lines = [f"largest logit/state difference from PyTorch: {diff:.1e}",
+             f"a {cfg.layers}x{cfg.hidden} {cfg.cell} step as {native}; tokenizer ({tokenizer.kind}) in the metadata"]
+    if int8 and cfg.cell == "gru":
+        lines.append("note: onnxruntime has no int8 GRU, so only the embedding and output layer are int8")
+    return lines + ["run it: python examples/generate_onnx.py {out} --prompt \"ROMEO:\" --length 500"]
+

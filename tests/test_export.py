@@ -1,0 +1,200 @@
+"""ONNX export: every task and cell that exports agrees with PyTorch in onnxruntime, int8 within its
+tolerance, the standalone examples say what seqapp says, and bad requests are one line."""
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import ROOT, TEXT, run_cli, run_main, tone
+from seqapp import checkpoint
+from seqapp.onnx_export import metadata, session
+from seqapp.speech.dataset import class_names
+from seqapp.speech.export import ChunkGraph, chunk_sizes
+from seqapp.speech.stream import SpotterStream
+from seqapp.speech.task import KWSConfig, build_model
+from seqapp.text.model import LanguageModel
+from seqapp.text.task import LMConfig, model_config
+from seqapp.text.tokenizer import CharTokenizer
+
+pytest.importorskip("onnxruntime")
+
+
+def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2) -> Path:
+    torch.manual_seed(0)
+    cfg = LMConfig(cell=cell, hidden=hidden, layers=layers)
+    tokenizer = CharTokenizer(TEXT)
+    model = LanguageModel(model_config(cfg, tokenizer.vocab_size))
+    checkpoint.save({"task": "lm", "task_state": {"config": asdict(cfg), "tokenizer": tokenizer.state()},
+                     "model": model.state_dict()}, path)
+    return path
+
+
+def kws_checkpoint(path: Path, streaming: bool, cell: str = "gru", hidden: int = 24, sharpen: float = 1.0) -> Path:
+    torch.manual_seed(0)
+    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=2)
+    model = build_model(cfg.check())
+    with torch.no_grad():  # sharpen > 1: near one-hot posteriors, as a trained model's are
+        model.classifier.weight.mul_(sharpen)
+    checkpoint.save({"task": "kws", "task_state": {"config": asdict(cfg), "labels": class_names(cfg.classes)},
+                     "model": model.state_dict()}, path)
+    return path
+
+
+def export(ckpt: Path, out: Path, *flags) -> str:
+    result = run_main("export", "--checkpoint", ckpt, "--out", out, *flags)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_lm_step_matches_pytorch_over_a_carried_sequence(tmp_path, cell):
+    ckpt = lm_checkpoint(tmp_path / "lm.pt", cell)
+    out = tmp_path / "lm.onnx"
+    assert "difference from PyTorch" in export(ckpt, out)
+    from seqapp.text.task import model_from_checkpoint
+
+    model, tokenizer = model_from_checkpoint(checkpoint.load(ckpt))
+    sess, meta = session(out), metadata(session(out))
+    assert meta["tokenizer"]["chars"] == tokenizer.chars and meta["cell"] == cell
+    ids = torch.as_tensor(tokenizer.encode(TEXT[:60]).astype(np.int64)).reshape(4, 15)  # 4 streams, 15 steps
+    with torch.no_grad():
+        expected, _ = model(ids)                 # the whole sequence at once, in PyTorch
+    state = {name: np.zeros((2, 4, 32), np.float32) for name in meta["inputs"][1:]}
+    for t in range(15):                          # one step at a time in onnxruntime, the state carried
+        logits, *new = sess.run(None, {"tokens": ids[:, t].numpy(), **state})
+        state = dict(zip(meta["inputs"][1:], new))
+        np.testing.assert_allclose(logits, expected[:, t].numpy(), atol=1e-4)
+
+
+def test_lm_int8_is_smaller_and_scores_within_tolerance(tmp_path):
+    ckpt = lm_checkpoint(tmp_path / "lm.pt", "lstm", hidden=96)
+    export(ckpt, tmp_path / "fp32.onnx")
+    export(ckpt, tmp_path / "int8.onnx", "--int8")
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.4 * (tmp_path / "fp32.onnx").stat().st_size
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert "DynamicQuantizeLSTM" in ops  # the recurrent weights, not only the output layer
+    ids = CharTokenizer(TEXT).encode(TEXT[:400]).astype(np.int64)
+
+    def nats(path):
+        sess = session(path)
+        state = {name: np.zeros((2, 1, 96), np.float32) for name in ("h", "c")}
+        total = 0.0
+        for t in range(len(ids) - 1):
+            logits, state["h"], state["c"] = sess.run(None, {"tokens": ids[t: t + 1], **state})
+            z = logits[0].astype(np.float64)
+            total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
+        return total / (len(ids) - 1)
+
+    assert abs(nats(tmp_path / "int8.onnx") - nats(tmp_path / "fp32.onnx")) < 0.02  # the documented tolerance
+
+
+def test_generate_example_prints_what_seqapp_prints(tmp_path):
+    ckpt = lm_checkpoint(tmp_path / "lm.pt", "lstm")
+    export(ckpt, tmp_path / "lm.onnx")
+    flags = ["--prompt", "First", "--length", "120", "--top-k", "8", "--top-p", "0.9", "--seed", "4"]
+    ours = run_cli("-m", "seqapp", "generate", "--checkpoint", ckpt, *flags)
+    theirs = run_cli(ROOT / "examples" / "generate_onnx.py", tmp_path / "lm.onnx", *flags)
+    assert ours.returncode == theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout == ours.stdout and len(ours.stdout) > 100
+
+
+def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False)
+    export(ckpt, tmp_path / "kws.onnx")
+    from seqapp.speech.task import model_from_checkpoint
+
+    model, labels = model_from_checkpoint(checkpoint.load(ckpt))
+    waves = torch.stack([torch.as_tensor(tone(f)) for f in (300.0, 1200.0, 3000.0, 500.0, 800.0)])  # batch 5
+    with torch.no_grad():
+        expected = model(waves).numpy()
+    sess = session(tmp_path / "kws.onnx")
+    assert metadata(sess)["labels"] == labels
+    np.testing.assert_allclose(sess.run(None, {"wave": waves.numpy()})[0], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell)
+    export(ckpt, tmp_path / "stream.onnx")
+    from seqapp.speech.task import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(checkpoint.load(ckpt))
+    wave = np.concatenate([tone(440.0, 1.3), 0.05 * np.random.default_rng(0).standard_normal(16000)]).astype(np.float32)
+    expected = SpotterStream(model).push(wave).numpy()
+    sess, meta = session(tmp_path / "stream.onnx"), metadata(session(tmp_path / "stream.onnx"))
+    read, advance = chunk_sizes(model)
+    assert (meta["chunk_samples"], meta["advance_samples"]) == (read, advance)
+    state = {name: np.zeros((2, 1, 24), np.float32) for name in meta["inputs"][1:]}
+    got, pos = [], 0
+    while pos + read <= len(wave):  # another number of steps than one chunk's: many chunks, state carried
+        probs, *new = sess.run(None, {"samples": wave[None, pos: pos + read], **state})
+        state = dict(zip(meta["inputs"][1:], new))
+        got.append(probs[0])
+        pos += advance
+    got = np.concatenate(got)
+    assert len(got) >= len(expected) - meta["steps_per_chunk"]
+    np.testing.assert_allclose(got, expected[: len(got)], atol=1e-4)
+
+
+def test_stream_int8_posteriors_within_tolerance(tmp_path):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell="lstm")
+    export(ckpt, tmp_path / "int8.onnx", "--int8")
+    from seqapp.speech.task import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(checkpoint.load(ckpt))
+    read, _ = chunk_sizes(model)
+    samples = torch.as_tensor(tone(700.0, read / 16000))[None]
+    zeros = torch.zeros(2, 1, 24)
+    with torch.no_grad():
+        expected = ChunkGraph(model)(samples, zeros, zeros)[0].numpy()
+    got = session(tmp_path / "int8.onnx").run(None, {"samples": samples.numpy(), "h": zeros.numpy(),
+                                                     "c": zeros.numpy()})[0]
+    assert np.abs(got - expected).max() < 0.02  # posteriors; the documented tolerance
+
+
+def test_spot_example_detects_what_seqapp_detects(tmp_path):
+    # Sharpened posteriors and a threshold (0.55) that the keyword averages never come within 6e-4 of here,
+    # while PyTorch's and onnxruntime's averages differ by ~1e-5: rounding cannot move a detection.
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, sharpen=60.0)
+    export(ckpt, tmp_path / "stream.onnx")
+    rng = np.random.default_rng(1)
+    wave = np.concatenate([np.concatenate([tone(f, 0.7), 0.02 * rng.standard_normal(9000)])
+                           for f in rng.uniform(200, 4000, 12)]).astype(np.float32)
+    sf.write(tmp_path / "rec.wav", wave, 16000)
+    ours = run_cli("-m", "seqapp", "spot", "--checkpoint", ckpt, "--stream", tmp_path / "rec.wav", "--threshold", "0.55")
+    theirs = run_cli(ROOT / "examples" / "spot_stream_onnx.py", tmp_path / "stream.onnx", tmp_path / "rec.wav",
+                     "--threshold", "0.55")
+    assert ours.returncode == theirs.returncode == 0, theirs.stderr
+    assert len(ours.stdout.splitlines()) >= 3
+    assert theirs.stdout == ours.stdout
+
+
+def test_bad_exports_are_one_line(tmp_path):
+    lm = lm_checkpoint(tmp_path / "lm.pt", "gru")
+    synth = tmp_path / "synth.pt"
+    checkpoint.save({"task": "synth", "task_state": {}, "model": {}}, synth)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    cases = [(("--checkpoint", synth, "--out", tmp_path / "a.onnx"), "only kws and lm models export"),
+             (("--checkpoint", tmp_path / "junk.pt", "--out", tmp_path / "a.onnx"), "not a readable checkpoint"),
+             (("--checkpoint", lm, "--out", tmp_path), "is a folder"),
+             (("--checkpoint", lm, "--out", tmp_path / "junk.pt" / "a.onnx"), "junk.pt")]  # a file, not a folder
+    for flags, message in cases:
+        result = run_main("export", *flags)
+        assert result.returncode != 0 and message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    export(lm, tmp_path / "lm.onnx")
+    for script, args in (("spot_stream_onnx.py", (tmp_path / "lm.onnx", tmp_path / "none.wav")),
+                         ("generate_onnx.py", (tmp_path / "junk.pt",))):
+        result = run_cli(ROOT / "examples" / script, *args)
+        assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_examples_need_no_seqapp_or_torch():
+    for script in ("generate_onnx.py", "spot_stream_onnx.py"):
+        imports = {line.split()[1].split(".")[0] for line in (ROOT / "examples" / script).read_text().splitlines()
+                   if line.startswith(("import ", "from "))}
+        assert imports <= {"argparse", "json", "sys", "collections", "numpy", "onnxruntime", "soundfile"}, imports
