@@ -62,11 +62,11 @@ def export_command(args) -> None:
 
 
 def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: list[str], metadata: dict,
-               int8: bool, dynamic: dict | None = None) -> None:
+               int8: bool, dynamic: dict | None = None, float_weights: tuple = ()) -> None:
     """Export `module` called on `example`, fold its constants, optionally quantize, and write one file with
     `metadata` under METADATA_KEY. `dynamic`: {input name: {axis: name}} for dimensions left free (batch only:
     a recurrent layer's time dimension would be fixed to the example's length anyway, so graphs here are
-    fixed-length steps and chunks)."""
+    fixed-length steps and chunks). `float_weights`: shapes of weight matrices whose products stay float."""
     import onnx
     import onnxscript.optimizer
     import torch
@@ -85,25 +85,31 @@ def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: li
     for value in model.graph.output:  # the exporter's declared shapes of LSTM states can be wrong: let ORT infer
         value.type.tensor_type.ClearField("shape")
     if int8:
-        model = quantize(model)
+        model = quantize(model, float_weights)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps({**metadata, "int8": int8})
     onnx.save_model(model, str(out))
 
 
-def quantize(model):
+def quantize(model, float_weights: tuple = ()):
     """onnxruntime's dynamic quantization: int8 weights for MatMul, Gather and LSTM; activations quantized
-    on the fly. (It has no int8 GRU or Gemm: those stay float.) Needs the folded graph, whose weights are
-    initializers: before folding, only layers whose weights reach them directly would be quantized."""
+    on the fly, per tensor. (It has no int8 GRU or Gemm: those stay float.) Needs the folded graph, whose
+    weights are initializers: before folding, only layers whose weights reach them directly are quantized.
+    Products with a weight of a shape in `float_weights` stay float (a mel filterbank: a power spectrum spans
+    too many decades for one int8 scale)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    keep = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(shapes.get(i) in float_weights
+                                                                              for i in n.input)]
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing": folding was that step
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(source))
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, nodes_to_exclude=keep)
         return onnx.load(str(target))
 
 

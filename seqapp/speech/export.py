@@ -83,7 +83,9 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
         dynamic = {"wave": {0: "batch"}}
         what = "one-second clips, front end inside"
         run = "onnxruntime: session.run(None, {'wave': clips})  # (batch, 16000) float32 at 16 kHz"
-    write_onnx(graph, example(2), out, names, outputs, metadata, int8, dynamic)
+    fe = model.frontend  # its filterbank (and DCT) products stay float: int8 would flatten the quiet bands
+    front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels))
+    write_onnx(graph, example(2), out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
     check = example(3)  # another batch size than the example's
     with torch.no_grad():
         expected = [t.numpy() for t in graph(*check)]

@@ -101,6 +101,24 @@ def generate_many(model, tokenizer, prompt: str = "\n", length: int = 500, tempe
     logits, state = model(torch.as_tensor(ids, device=device)[None], None)  # the prompt, read once
     logits = np.repeat(logits[:, -1].float().cpu().numpy(), num_samples, axis=0)
     steps = steps_class(model, state, num_samples)
+    with blas_threads(1 if steps_class is NumpySteps and num_samples < 16 else None):
+        made = sample_loop(steps, logits, length, temperature, top_k, top_p, seed, tokenizer, stream)
+    return [tokenizer.decode(row) for row in made]
+
+
+def blas_threads(limit: int | None):
+    """A handful of streams makes GEMVs too small to share between threads: OpenBLAS's hand-offs then cost
+    more than the work (several times over when another process is busy), so numpy's steps run on one."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=limit, user_api="blas") if limit else nullcontext()
+
+
+def sample_loop(steps, logits, length, temperature, top_k, top_p, seed, tokenizer, stream) -> np.ndarray:
+    """(streams, length) sampled tokens; with `stream` (one stream), text written as it is made."""
+    num_samples = len(logits)
     rng = np.random.default_rng(seed)
     made = np.empty((num_samples, length), dtype=np.int64)
     pending: list[int] = []  # tokens not yet written: a piece may end inside a multi-byte character
@@ -116,7 +134,7 @@ def generate_many(model, tokenizer, prompt: str = "\n", length: int = 500, tempe
                 pending.clear()
         if t + 1 < length:
             logits = steps(tokens)
-    return [tokenizer.decode(row) for row in made]
+    return made
 
 
 def generate(model, tokenizer, prompt: str = "\n", length: int = 500, temperature: float = 0.8,
