@@ -7,6 +7,7 @@ The model is one step (token ids and the recurrent state in, logits and the new 
 and sizes are JSON in the model's metadata. For the same seed and settings this prints what
 `seqapp generate` prints for the checkpoint (fp32; an int8 model's text drifts from it)."""
 import argparse
+import codecs
 import json
 import sys
 
@@ -35,6 +36,9 @@ def sample(logits, temperature, top_k, top_p, rng):
     return (cumulative <= draw).sum(axis=-1)
 
 
+codecs.register_error("per_byte", lambda e: ("\ufffd" * (e.end - e.start), e.end))
+
+
 class Tokenizer:
     """The exported tables: characters (one id each, one more for unseen ones) or SentencePiece pieces."""
 
@@ -45,7 +49,7 @@ class Tokenizer:
         else:
             self.pieces = tables["pieces"]
             self.bytes = {i: int(self.pieces[i][3:5], 16) for i in tables["byte_ids"]}  # "<0xE4>"
-            self.skip = set(tables["control_ids"])
+            self.skip = set(tables["control_ids"]) | {tables["unknown_id"]}
             self.ids = {p: i for i, p in enumerate(self.pieces) if i not in self.bytes and i not in self.skip}
             self.longest = max(map(len, self.ids))
 
@@ -76,9 +80,11 @@ class Tokenizer:
         for i in ids:
             if i in self.bytes:
                 out.append(self.bytes[i])
+            elif i == t["unknown_id"]:
+                out.extend(t["unknown_text"].encode("utf-8"))
             elif i not in self.skip:
                 out.extend(self.pieces[i].replace(t["space"], " ").encode("utf-8"))
-        return out.decode("utf-8", errors="replace")
+        return out.decode("utf-8", errors="per_byte")  # as SentencePiece does: one U+FFFD per bad byte
 
 
 def main():

@@ -22,10 +22,10 @@ from seqapp.text.tokenizer import CharTokenizer
 pytest.importorskip("onnxruntime")
 
 
-def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2) -> Path:
+def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2, tokenizer=None) -> Path:
     torch.manual_seed(0)
     cfg = LMConfig(cell=cell, hidden=hidden, layers=layers)
-    tokenizer = CharTokenizer(TEXT)
+    tokenizer = tokenizer or CharTokenizer(TEXT)
     model = LanguageModel(model_config(cfg, tokenizer.vocab_size))
     checkpoint.save({"task": "lm", "task_state": {"config": asdict(cfg), "tokenizer": tokenizer.state()},
                      "model": model.state_dict()}, path)
@@ -97,6 +97,19 @@ def test_generate_example_prints_what_seqapp_prints(tmp_path):
     ckpt = lm_checkpoint(tmp_path / "lm.pt", "lstm")
     export(ckpt, tmp_path / "lm.onnx")
     flags = ["--prompt", "First", "--length", "120", "--top-k", "8", "--top-p", "0.9", "--seed", "4"]
+    ours = run_cli("-m", "seqapp", "generate", "--checkpoint", ckpt, *flags)
+    theirs = run_cli(ROOT / "examples" / "generate_onnx.py", tmp_path / "lm.onnx", *flags)
+    assert ours.returncode == theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout == ours.stdout and len(ours.stdout) > 100
+
+
+def test_generate_example_decodes_sentencepiece_as_seqapp_does(tmp_path):
+    from seqapp.text.tokenizer import SentencePieceTokenizer
+
+    tokenizer = SentencePieceTokenizer.train(lambda: [TEXT + "naïve café — 東京\n"], vocab_size=300)
+    ckpt = lm_checkpoint(tmp_path / "lm.pt", "gru", tokenizer=tokenizer)
+    export(ckpt, tmp_path / "lm.onnx")
+    flags = ["--length", "150", "--temperature", "1.0", "--seed", "2"]  # an untrained model: bytes too
     ours = run_cli("-m", "seqapp", "generate", "--checkpoint", ckpt, *flags)
     theirs = run_cli(ROOT / "examples" / "generate_onnx.py", tmp_path / "lm.onnx", *flags)
     assert ours.returncode == theirs.returncode == 0, theirs.stderr
@@ -197,4 +210,4 @@ def test_examples_need_no_seqapp_or_torch():
     for script in ("generate_onnx.py", "spot_stream_onnx.py"):
         imports = {line.split()[1].split(".")[0] for line in (ROOT / "examples" / script).read_text().splitlines()
                    if line.startswith(("import ", "from "))}
-        assert imports <= {"argparse", "json", "sys", "collections", "numpy", "onnxruntime", "soundfile"}, imports
+        assert imports <= {"argparse", "codecs", "json", "sys", "collections", "numpy", "onnxruntime", "soundfile"}, imports

@@ -32,7 +32,8 @@ def tokenizer_tables(tokenizer) -> dict:
     return {"kind": "sentencepiece", "space": "\u2581",
             "pieces": [sp.id_to_piece(i) for i in range(sp.get_piece_size())],
             "byte_ids": [i for i in range(sp.get_piece_size()) if sp.is_byte(i)],
-            "control_ids": [i for i in range(sp.get_piece_size()) if sp.is_control(i) or sp.is_unknown(i)]}
+            "control_ids": [i for i in range(sp.get_piece_size()) if sp.is_control(i)],
+            "unknown_id": sp.unk_id(), "unknown_text": " \u2047 "}  # what SentencePiece decodes <unk> as
 
 
 def example_inputs(model, batch: int, seed: int = 0) -> tuple:
