@@ -206,6 +206,20 @@ def test_bad_exports_are_one_line(tmp_path):
         assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_an_export_that_disagrees_with_pytorch_is_refused(tmp_path):
+    from seqapp.errors import UserError
+    from seqapp.onnx_export import checked_difference
+
+    export(lm_checkpoint(tmp_path / "lm.pt", "gru"), tmp_path / "lm.onnx")
+    feeds = {"tokens": np.array([1, 2]), "h": np.zeros((2, 2, 32), np.float32)}
+    right = session(tmp_path / "lm.onnx").run(None, feeds)
+    assert checked_difference(tmp_path / "lm.onnx", feeds, right, int8=False) == 0
+    wrong = [right[0] + 0.01, right[1]]
+    assert checked_difference(tmp_path / "lm.onnx", feeds, wrong, int8=True) == pytest.approx(0.01, rel=1e-3)
+    with pytest.raises(UserError, match="disagrees with PyTorch"):
+        checked_difference(tmp_path / "lm.onnx", feeds, wrong, int8=False)
+
+
 def test_examples_need_no_seqapp_or_torch():
     for script in ("generate_onnx.py", "spot_stream_onnx.py"):
         imports = {line.split()[1].split(".")[0] for line in (ROOT / "examples" / script).read_text().splitlines()

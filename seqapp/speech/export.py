@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..onnx_export import largest_difference, write_onnx
+from ..onnx_export import checked_difference, write_onnx
 from .audio import SAMPLE_RATE
 from .dataset import SILENCE, UNKNOWN
 from .model import StreamingSpotter
@@ -88,8 +88,9 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
     write_onnx(graph, example(2), out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
     check = example(3)  # another batch size than the example's
     with torch.no_grad():
-        expected = [t.numpy() for t in graph(*check)]
-    diff = largest_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected)
+        expected = graph(*check)
+    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    diff = checked_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected, int8)
     lines = [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
              + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..onnx_export import largest_difference, write_onnx
+from ..onnx_export import checked_difference, write_onnx
 from .task import model_from_checkpoint
 
 
@@ -57,7 +57,7 @@ def export_lm(ckpt: dict, out: Path, int8: bool) -> list[str]:
     check = example_inputs(model, 3, seed=1)  # another batch size than the example's
     with torch.no_grad():
         expected = [t.numpy() for t in step(*check)]
-    diff = largest_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected)
+    diff = checked_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected, int8)
     native = f"ONNX's own {cfg.cell.upper()} op" if cfg.cell in ("lstm", "gru") else \
         "MatMul and Tanh/Relu (PyTorch's exporter unrolls nn.RNN instead of using ONNX's RNN op)"
     lines = [f"largest logit/state difference from PyTorch: {diff:.1e}",
