@@ -18,21 +18,20 @@ import onnxruntime as ort
 def sample(logits, temperature, top_k, top_p, rng):
     """seqapp.text.generate.sample, copied so this file needs no seqapp: one uniform draw per stream,
     inverted through the cumulative distribution of the filtered softmax."""
-    logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
-        return logits.argmax(axis=-1)
-    z = logits / temperature
+        return np.asarray(logits).argmax(axis=-1)
+    z = np.divide(logits, temperature, dtype=np.float64)
     if top_k and top_k < z.shape[-1]:
         kth = np.partition(z, -top_k, axis=-1)[:, -top_k, None]
         z = np.where(z < kth, -np.inf, z)
-    probs = np.exp(z - z.max(axis=-1, keepdims=True))
-    probs /= probs.sum(axis=-1, keepdims=True)
-    if top_p is not None and top_p < 1.0:
+    probs = np.exp(z - z.max(axis=-1, keepdims=True))  # unnormalised: the draw below scales to the total
+    if top_p is not None and top_p < 1.0:  # keep the smallest set of tokens whose probability reaches top_p
+        probs /= probs.sum(axis=-1, keepdims=True)
         order = np.argsort(-probs, axis=-1, kind="stable")
         ranked = np.take_along_axis(probs, order, axis=-1)
         np.put_along_axis(probs, order, np.where(np.cumsum(ranked, axis=-1) - ranked > top_p, 0.0, ranked), axis=-1)
-    cumulative = np.cumsum(probs, axis=-1)
-    draw = rng.random(len(probs))[:, None] * cumulative[:, -1:]
+    cumulative = probs.cumsum(axis=-1)
+    draw = rng.random((len(z), 1)) * cumulative[:, -1:]
     return (cumulative <= draw).sum(axis=-1)
 
 

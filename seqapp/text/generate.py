@@ -21,21 +21,20 @@ def sample(logits: np.ndarray, temperature: float, top_k: int | None, top_p: flo
            rng: np.random.Generator) -> np.ndarray:
     """logits (streams, vocab) -> one token per stream. One uniform draw per stream, inverted through the
     cumulative distribution, so any backend's logits give the same tokens for the same seed."""
-    logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
-        return logits.argmax(axis=-1)
-    z = logits / temperature
+        return np.asarray(logits).argmax(axis=-1)
+    z = np.divide(logits, temperature, dtype=np.float64)
     if top_k and top_k < z.shape[-1]:
         kth = np.partition(z, -top_k, axis=-1)[:, -top_k, None]
         z = np.where(z < kth, -np.inf, z)
-    probs = np.exp(z - z.max(axis=-1, keepdims=True))
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = np.exp(z - z.max(axis=-1, keepdims=True))  # unnormalised: the draw below scales to the total
     if top_p is not None and top_p < 1.0:  # keep the smallest set of tokens whose probability reaches top_p
+        probs /= probs.sum(axis=-1, keepdims=True)
         order = np.argsort(-probs, axis=-1, kind="stable")
         ranked = np.take_along_axis(probs, order, axis=-1)
         np.put_along_axis(probs, order, np.where(np.cumsum(ranked, axis=-1) - ranked > top_p, 0.0, ranked), axis=-1)
-    cumulative = np.cumsum(probs, axis=-1)
-    draw = rng.random(len(probs))[:, None] * cumulative[:, -1:]
+    cumulative = probs.cumsum(axis=-1)
+    draw = rng.random((len(z), 1)) * cumulative[:, -1:]
     return (cumulative <= draw).sum(axis=-1)
 
 
@@ -101,19 +100,8 @@ def generate_many(model, tokenizer, prompt: str = "\n", length: int = 500, tempe
     logits, state = model(torch.as_tensor(ids, device=device)[None], None)  # the prompt, read once
     logits = np.repeat(logits[:, -1].float().cpu().numpy(), num_samples, axis=0)
     steps = steps_class(model, state, num_samples)
-    with blas_threads(1 if steps_class is NumpySteps and num_samples < 16 else None):
-        made = sample_loop(steps, logits, length, temperature, top_k, top_p, seed, tokenizer, stream)
+    made = sample_loop(steps, logits, length, temperature, top_k, top_p, seed, tokenizer, stream)
     return [tokenizer.decode(row) for row in made]
-
-
-def blas_threads(limit: int | None):
-    """A handful of streams makes GEMVs too small to share between threads: OpenBLAS's hand-offs then cost
-    more than the work (several times over when another process is busy), so numpy's steps run on one."""
-    from contextlib import nullcontext
-
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=limit, user_api="blas") if limit else nullcontext()
 
 
 def sample_loop(steps, logits, length, temperature, top_k, top_p, seed, tokenizer, stream) -> np.ndarray:

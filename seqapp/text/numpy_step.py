@@ -1,13 +1,28 @@
-"""The language model's one-token step in numpy, for sampling on the CPU.
+"""The language model's one-token step for sampling on the CPU: numpy arrays, PyTorch's matrix-vector product.
 
 A one-token PyTorch call pays a fixed cost per operator (oneDNN's is ~2 ms for nn.LSTM); a 2x256 step is
-only ~0.8 M multiply-adds, so the overhead is the cost. Here the step is a few BLAS GEMVs on float32 copies of
-the weights, and the first layer's input side is precomputed per token: embedding -> W_ih -> + biases is a
-(vocab, gates * hidden) table, so reading a token is a row lookup. Same numbers as LanguageModel.step to
-float32 rounding (tests/test_generate.py), for every cell."""
+only ~0.8 M multiply-adds, so the overhead is the cost. Here the state and the gate arithmetic are numpy
+arrays (a microsecond an operation), the first layer's input side is precomputed per token (embedding ->
+W_ih -> + biases is a (vocab, gates * hidden) table, so reading a token is a row lookup), and each remaining
+weight matrix is one torch.mv on the checkpoint's own (gates * hidden, inputs) layout. Why torch.mv: the
+weights (3 MB at 2x256) do not fit one core's L2 cache but do fit two, and PyTorch splits a matrix-vector
+product's rows over its threads the same way every call; OpenBLAS (numpy's) keeps a product this small on
+one thread, which then streams the weights from L3 every step (110 us against 43 us here). Same numbers as
+LanguageModel.step to float32 rounding (tests/test_generate.py), for every cell.
+"""
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+
+def product(x: np.ndarray, weight: torch.Tensor, bias: torch.Tensor | None = None) -> np.ndarray:
+    """x (batch, inputs) times weight (outputs, inputs) transposed, plus bias: what nn.Linear does."""
+    if len(x) == 1:  # the case generation is slow in: one stream
+        x = torch.from_numpy(x[0])
+        return (torch.mv(weight, x) if bias is None else torch.addmv(bias, weight, x)).numpy()[None]
+    x = torch.from_numpy(x)
+    return (x @ weight.T if bias is None else torch.addmm(bias, x, weight.T)).numpy()
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -24,11 +39,15 @@ class NumpyStep:
         # GRU keeps the recurrent bias apart: its candidate gate is tanh(W_in x + b_in + r * (W_hn h + b_hn))
         self.input_bias = [rnn("bias_ih", i) + (0 if gru else rnn("bias_hh", i)) for i in range(self.layers)]
         self.recurrent_bias = [rnn("bias_hh", i) if gru else None for i in range(self.layers)]
-        self.w_ih = [np.ascontiguousarray(rnn("weight_ih", i).T) for i in range(self.layers)]
-        self.w_hh = [np.ascontiguousarray(rnn("weight_hh", i).T) for i in range(self.layers)]
-        self.table = weights["embed.weight"] @ self.w_ih[0] + self.input_bias[0]
-        self.w_out = np.ascontiguousarray(weights["head.weight"].T)
-        self.b_out = weights["head.bias"]
+        tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+        self.w_ih = [tensor(rnn("weight_ih", i)) for i in range(self.layers)]
+        self.w_hh = [tensor(rnn("weight_hh", i)) for i in range(self.layers)]
+        # above the first layer, LSTM and RNN gates are one product: [W_ih W_hh] [x; h] + biases
+        self.w_both = [None if gru or not i else tensor(np.concatenate([rnn("weight_ih", i), rnn("weight_hh", i)], 1))
+                       for i in range(self.layers)]
+        self.b_both = [tensor(b) for b in self.input_bias]
+        self.table = weights["embed.weight"] @ rnn("weight_ih", 0).T + self.input_bias[0]
+        self.w_out, self.b_out = tensor(weights["head.weight"]), tensor(weights["head.bias"])
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:
         zeros = np.zeros((self.layers, batch, self.hidden), dtype=np.float32)
@@ -37,22 +56,24 @@ class NumpyStep:
     def step(self, tokens: np.ndarray, state: tuple[np.ndarray, ...]):
         """tokens (batch,) -> logits (batch, vocab) and the new state: (h,) or (h, c), each (layers, batch, hidden)."""
         hs, cs = [], []
-        x_side = self.table[tokens]
         for layer in range(self.layers):
-            if layer:
-                x_side = hs[-1] @ self.w_ih[layer] + self.input_bias[layer]
-            h_side = state[0][layer] @ self.w_hh[layer]
-            if self.cell == "lstm":
-                h, c = self.lstm(x_side + h_side, state[1][layer])
-                cs.append(c)
-            elif self.cell == "gru":
-                h = self.gru(x_side, h_side + self.recurrent_bias[layer], state[0][layer])
+            h_prev = state[0][layer]
+            if self.cell == "gru":
+                x_side = self.table[tokens] if not layer else product(hs[-1], self.w_ih[layer], self.b_both[layer])
+                h = self.gru(x_side, product(h_prev, self.w_hh[layer]) + self.recurrent_bias[layer], h_prev)
             else:
-                h = x_side + h_side
-                h = np.tanh(h) if self.cell == "rnn_tanh" else np.maximum(h, 0)
+                if not layer:
+                    gates = self.table[tokens] + product(h_prev, self.w_hh[0])
+                else:
+                    gates = product(np.concatenate([hs[-1], h_prev], axis=1), self.w_both[layer], self.b_both[layer])
+                if self.cell == "lstm":
+                    h, c = self.lstm(gates, state[1][layer])
+                    cs.append(c)
+                else:
+                    h = np.tanh(gates) if self.cell == "rnn_tanh" else np.maximum(gates, 0)
             hs.append(h)
-        logits = hs[-1] @ self.w_out + self.b_out
-        return logits, ((np.stack(hs), np.stack(cs)) if self.cell == "lstm" else (np.stack(hs),))
+        logits = product(hs[-1], self.w_out, self.b_out)
+        return logits, (np.array(hs), np.array(cs)) if self.cell == "lstm" else (np.array(hs),)
 
     def lstm(self, gates: np.ndarray, c: np.ndarray):
         n = self.hidden  # PyTorch's order: input, forget, cell, output
