@@ -4,7 +4,8 @@
     python bench/bench_stream.py [--checkpoint runs/kws_stream/best.pt] [--seconds 60]
 
 Compute does not depend on the weights: without a checkpoint both models are the presets' architectures,
-freshly initialised. Prints seconds of compute per second of audio (the real-time factor) and the ratio."""
+freshly initialised. Prints seconds of compute per second of audio (the real-time factor) and the ratio, in
+PyTorch and, both models exported with `seqapp export`, in onnxruntime."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,41 @@ def sliding_window_rtf(model, wave: np.ndarray, hop_ms: int = 100, batch: int = 
     return (time.perf_counter() - started) / (len(wave) / 16000)
 
 
+def onnx_rows(stream_model, clip_model, wave: np.ndarray) -> dict:
+    """Both models exported (seqapp export) and run in onnxruntime on one thread: the streaming chunk step
+    over the recording, and the clip graph on the last second every 100 ms."""
+    import tempfile
+    from dataclasses import asdict
+
+    from seqapp.cli import main as seqapp_main
+    from seqapp.onnx_export import metadata, session
+    from seqapp.speech.dataset import class_names
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, model, cfg in (("stream", stream_model, "kws_stream.json"), ("clip", clip_model, "kws_cpu.json")):
+            ckpt, paths[name] = Path(tmp) / f"{name}.pt", Path(tmp) / f"{name}.onnx"
+            checkpoint.save({"task": "kws", "model": model.state_dict(),
+                             "task_state": {"config": asdict(preset(cfg)), "labels": class_names(12)}}, ckpt)
+            assert seqapp_main(["export", "--checkpoint", str(ckpt), "--out", str(paths[name])]) == 0
+        sess, meta = session(paths["stream"]), metadata(session(paths["stream"]))
+        state = {n: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for n in meta["inputs"][1:]}
+        read, advance = meta["chunk_samples"], meta["advance_samples"]
+        started = time.perf_counter()
+        for pos in range(0, len(wave) - read + 1, advance):
+            _, *new = sess.run(None, {"samples": wave[None, pos: pos + read], **state})
+            state = dict(zip(meta["inputs"][1:], new))
+        rows["onnxruntime: streaming chunk step (100 ms), 1 thread"] = (time.perf_counter() - started) / (len(wave) / 16000)
+        clip = session(paths["clip"])
+        starts = range(0, len(wave) - 16000 + 1, 1600)
+        started = time.perf_counter()
+        for s in starts:
+            clip.run(None, {"wave": wave[None, s: s + 16000]})
+        rows["onnxruntime: sliding 1 s window every 100 ms, 1 thread"] = (time.perf_counter() - started) / (len(wave) / 16000)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a streaming checkpoint (default: the preset, untrained)")
@@ -75,6 +111,8 @@ def main() -> None:
     rows["sliding 1 s window every 100 ms, 1 thread"] = sliding_window_rtf(clip_model, wave)
     torch.set_num_threads(2)
     rows["sliding 1 s window every 100 ms, 2 threads, batched 64"] = sliding_window_rtf(clip_model, wave, batch=64)
+    torch.set_num_threads(1)
+    rows.update(onnx_rows(stream_model, clip_model, wave))
     stream_rtf = rows["streaming, 100 ms chunks, 1 thread"]
     print(f"{'':58} {'RTF':>8} {'x real time':>11} {'vs streaming (100 ms)':>22}")
     for name, rtf in rows.items():
