@@ -116,8 +116,9 @@ def test_generate_example_decodes_sentencepiece_as_seqapp_does(tmp_path):
     assert theirs.stdout == ours.stdout and len(ours.stdout) > 100
 
 
-def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path):
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False)
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn_tanh"])
+def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False, cell=cell)
     export(ckpt, tmp_path / "kws.onnx")
     from seqapp.speech.task import model_from_checkpoint
 
