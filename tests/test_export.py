@@ -69,23 +69,22 @@ def test_lm_step_matches_pytorch_over_a_carried_sequence(tmp_path, cell):
         np.testing.assert_allclose(logits, expected[:, t].numpy(), atol=1e-4)
 
 
-def test_lm_int8_is_smaller_and_scores_within_tolerance(tmp_path):
-    ckpt = lm_checkpoint(tmp_path / "lm.pt", "lstm", hidden=96)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])  # GRU: exported as its step's products, to be int8 at all
+def test_lm_int8_is_smaller_and_scores_within_tolerance(tmp_path, cell):
+    ckpt = lm_checkpoint(tmp_path / "lm.pt", cell, hidden=96)
     export(ckpt, tmp_path / "fp32.onnx")
     export(ckpt, tmp_path / "int8.onnx", "--int8")
     assert (tmp_path / "int8.onnx").stat().st_size < 0.4 * (tmp_path / "fp32.onnx").stat().st_size
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
-    assert "DynamicQuantizeLSTM" in ops  # the recurrent weights, not only the output layer
     ids = CharTokenizer(TEXT).encode(TEXT[:400]).astype(np.int64)
+    names = ("h", "c") if cell == "lstm" else ("h",)
 
     def nats(path):
         sess = session(path)
-        state = {name: np.zeros((2, 1, 96), np.float32) for name in ("h", "c")}
+        state = {name: np.zeros((2, 1, 96), np.float32) for name in names}
         total = 0.0
         for t in range(len(ids) - 1):
-            logits, state["h"], state["c"] = sess.run(None, {"tokens": ids[t: t + 1], **state})
+            logits, *new = sess.run(None, {"tokens": ids[t: t + 1], **state})
+            state = dict(zip(names, new))
             z = logits[0].astype(np.float64)
             total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
         return total / (len(ids) - 1)
@@ -155,19 +154,28 @@ def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell):
     np.testing.assert_allclose(got, expected[: len(got)], atol=1e-4)
 
 
-def test_stream_int8_posteriors_within_tolerance(tmp_path):
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell="lstm")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])  # GRU: exported as its steps' products, to be int8 at all
+def test_stream_int8_posteriors_within_tolerance(tmp_path, cell):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell)
     export(ckpt, tmp_path / "int8.onnx", "--int8")
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    int8_shapes = {tuple(i.dims) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    if cell == "lstm":
+        assert "DynamicQuantizeLSTM" in {n.op_type for n in graph.node}
+    else:  # the recurrent weights themselves are int8
+        assert (24, 72) in int8_shapes
     from seqapp.speech.task import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
     read, _ = chunk_sizes(model)
     samples = torch.as_tensor(tone(700.0, read / 16000))[None]
-    zeros = torch.zeros(2, 1, 24)
+    state = [torch.zeros(2, 1, 24)] * (2 if cell == "lstm" else 1)
     with torch.no_grad():
-        expected = ChunkGraph(model)(samples, zeros, zeros)[0].numpy()
-    got = session(tmp_path / "int8.onnx").run(None, {"samples": samples.numpy(), "h": zeros.numpy(),
-                                                     "c": zeros.numpy()})[0]
+        expected = ChunkGraph(model)(samples, *state)[0].numpy()
+    feeds = {"samples": samples.numpy(), **{name: s.numpy() for name, s in zip(("h", "c"), state)}}
+    got = session(tmp_path / "int8.onnx").run(None, feeds)[0]
     assert np.abs(got - expected).max() < 0.02  # posteriors; the documented tolerance
 
 

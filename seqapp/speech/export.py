@@ -31,14 +31,24 @@ class ClipGraph(nn.Module):
 
 
 class ChunkGraph(nn.Module):
-    def __init__(self, model: StreamingSpotter):
+    """With `unrolled`, the encoder runs as CHUNK_STEPS single steps (plain matrix products, which onnxruntime
+    can quantize where it has no int8 GRU op) instead of one nn.GRU/LSTM call."""
+
+    def __init__(self, model: StreamingSpotter, unrolled: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.unrolled = model, unrolled
 
     def forward(self, samples, h, c=None):
-        fe = self.model.frontend
+        fe, state = self.model.frontend, h if c is None else (h, c)
         features = fe.stack(fe.normalise(fe.raw_features(samples)))
-        logits, state = self.model.classify(features, h if c is None else (h, c))
+        if self.unrolled:
+            outs = []
+            for t in range(features.shape[1]):
+                out, state = self.model.encoder.step(features[:, t], state)
+                outs.append(out)
+            logits = self.model.classifier(torch.stack(outs, dim=1))
+        else:
+            logits, state = self.model.classify(features, state)
         probs = torch.softmax(logits, dim=-1)
         return (probs, *state) if isinstance(state, tuple) else (probs, state)
 
@@ -69,7 +79,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
                     "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": CHUNK_STEPS,
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
                     "step_seconds": model.step_seconds, "decision": asdict(decision)}
-        graph = ChunkGraph(model)
+        graph = ChunkGraph(model, unrolled=int8 and cfg.cell == "gru")
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
                                  *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
         dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
@@ -96,5 +106,6 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
              + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
                 if cfg.cell.startswith("rnn") else "")]
     if int8 and cfg.cell == "gru":
-        lines.append("note: onnxruntime has no int8 GRU: the recurrent layers stay float, only matrix products are int8")
+        lines.append("onnxruntime has no int8 GRU op: " + ("the chunk's GRU steps are exported as matrix products, "
+                     "which are int8" if isinstance(model, StreamingSpotter) else "the clip model's GRU stays float"))
     return lines + [f"run it: {run}"]
