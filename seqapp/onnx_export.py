@@ -92,9 +92,10 @@ def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: li
 
 
 def quantize(model, float_weights: tuple = ()):
-    """onnxruntime's dynamic quantization: int8 weights for MatMul, Gather and LSTM; activations quantized
-    on the fly, per tensor. (It has no int8 GRU or Gemm: those stay float.) Needs the folded graph, whose
-    weights are initializers: before folding, only layers whose weights reach them directly are quantized.
+    """onnxruntime's dynamic quantization: int8 weights for matrix products, Gather and LSTM; activations
+    quantized on the fly, per tensor. (It has no int8 GRU op: tasks export a GRU as its steps' products for
+    int8.) Needs the folded graph, whose weights are initializers: before folding, only layers whose weights
+    reach them directly are quantized.
     Products with a weight of a shape in `float_weights` stay float (a mel filterbank: a power spectrum spans
     too many decades for one int8 scale)."""
     import onnx
