@@ -22,7 +22,9 @@ def add_tune_flags(p) -> None:
     p.add_argument("--trial-budget", type=parse_duration, default=180.0, help="each trial's training time (3m)")
     p.add_argument("--storage", help="an Optuna storage URL (default: sqlite:///OUT/study.db)")
     p.add_argument("--study-name", help="default: the task's name")
-    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--sampler-seed", type=int, default=0,
+                   help="seeds the sampler (plus the trials already in the study); give each process tuning one "
+                        "study its own")
     p.add_argument("--prune-startup", type=int, default=3, help="complete trials before any is pruned")
 
 
@@ -91,8 +93,10 @@ def run_tuning(args, task_name: str, config_class, task_class, make_task) -> Non
     study = optuna.create_study(
         study_name=args.study_name or task_name, storage=storage, load_if_exists=True,
         direction="minimize" if task_class.select_mode == "min" else "maximize",
-        sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=args.prune_startup, n_warmup_steps=2))
+    # Seeded by the trials already there too: with the seed alone, a resumed run's random start-up draws would
+    # repeat the first run's, point for point (measured: four resumed trials re-ran trials 1-4).
+    study.sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + len(study.trials))
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if not study.trials:  # trial 0 is the preset you start from: the table then shows what tuning bought
         start = starting_point(space, resolve(given, config_class, TrainConfig))

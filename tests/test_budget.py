@@ -83,15 +83,17 @@ def test_a_tiny_tuning_study_prunes_resumes_and_writes_a_preset(tmp_path):
     args = ["tune", "synth", "--task", "adding", "--length", "10", "--hidden", "8", "--val-size", "32",
             "--space", space, "--trial-budget", "1.5s", "--storage", storage, "--out", tmp_path / "tune",
             "--prune-startup", "1", "--device", "cpu"]
-    first = run_main(*args, "--trials", "2")
+    first = run_main(*args, "--trials", "3")
     assert first.returncode == 0, first.stderr
     states = [t.state.name for t in optuna.load_study(study_name="synth", storage=storage).trials]
-    assert states == ["COMPLETE", "PRUNED"]
-    again = run_main(*args, "--trials", "3")  # the same study, one more trial
+    assert states[:2] == ["COMPLETE", "PRUNED"] and len(states) == 3
+    again = run_main(*args, "--trials", "4")  # the same study, one more trial
     assert again.returncode == 0, again.stderr
-    assert len(optuna.load_study(study_name="synth", storage=storage).trials) == 3
+    trials = optuna.load_study(study_name="synth", storage=storage).trials
+    assert len(trials) == 4
+    assert trials[3].params != trials[2].params  # a resumed run draws new points, not the first run's again
     out = tmp_path / "tune"
-    assert (out / "trials.csv").read_text().count("\n") == 4 and (out / "history.png").exists()
+    assert (out / "trials.csv").read_text().count("\n") == 5 and (out / "history.png").exists()
     preset = json.loads((out / "best.json").read_text())
     assert preset["time_budget"] == 1.5 and "lr" in preset
     trained = run_main("train", "synth", "--config", out / "best.json", "--out", tmp_path / "again")
