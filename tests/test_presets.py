@@ -38,6 +38,6 @@ def test_search_space_names_only_settings_of_its_task(path):
     from seqapp.synth.task import SynthConfig
     from seqapp.tune import load_space
 
-    config = {"tune_lm": LMConfig, "tune_kws": KWSConfig, "tune_synth": SynthConfig}[path.stem]
+    config = {"lm": LMConfig, "kws": KWSConfig, "synth": SynthConfig}[path.stem.split("_")[1]]  # tune_TASK[_...]
     known = {f.name for cls in (config, TrainConfig) for f in fields(cls)}
     assert load_space(path, known)
