@@ -1,6 +1,7 @@
 """What int8 costs and what the exported models weigh and cost to run, for trained checkpoints.
 
-    python bench/bench_export.py --lm runs/lm/best.pt --kws-stream runs/kws_stream/best.pt \
+    python bench/bench_export.py --lm runs/lm/best.pt --kws runs/kws/best.pt \
+        --test-set ../shared/data/speech_commands_test --kws-stream runs/kws_stream/best.pt \
         --stream runs/streams/test20.wav --labels runs/streams/test20.csv [--val-tokens 20000]
 
 - the language model: nats/char on the first --val-tokens of its validation split, PyTorch against the
@@ -8,6 +9,7 @@
 - the streaming spotter: the exported chunk step over a labelled stream, fp32 and int8, one onnxruntime
   thread: real-time factor, and keywords found / false alarms with seqapp's decision layer at the model's
   threshold, beside seqapp's own PyTorch stream;
+- a clip model: accuracy on a test set, PyTorch against its export in fp32 and int8, and clips/s;
 - file sizes."""
 from __future__ import annotations
 
@@ -100,9 +102,33 @@ def stream_figures(ckpt_path: str, tmp: Path, stream: str, labels: str) -> dict:
     return result
 
 
+def clip_figures(ckpt_path: str, tmp: Path, test_set: str) -> dict:
+    """A clip model's accuracy on a test set: PyTorch, and its export in fp32 and int8."""
+    from seqapp.speech.cli import load_eval_set
+    from seqapp.speech.task import model_from_checkpoint, score
+
+    model, names = model_from_checkpoint(checkpoint.load(ckpt_path, task="kws"))
+    waves, labels, what = load_eval_set(Path(test_set), names)
+    ctx = EvalContext(torch.device("cpu"), "fp32")
+    result = {"set": what, "clips": len(labels),
+              "pytorch": score(model, waves, labels, names, ctx)["accuracy"]}
+    for kind in ("fp32", "int8"):
+        path = export(ckpt_path, tmp / f"clip_{kind}.onnx", kind == "int8")
+        sess = session(path, threads=2)
+        started = time.perf_counter()
+        logits = np.concatenate([sess.run(None, {"wave": waves[i: i + 64].numpy()})[0]
+                                 for i in range(0, len(waves), 64)])
+        result[kind] = float((logits.argmax(axis=1) == np.asarray(labels)).mean())
+        result[f"{kind}_clips_per_s"] = len(waves) / (time.perf_counter() - started)
+        result[f"{kind}_mb"] = path.stat().st_size / 1e6
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lm")
+    p.add_argument("--kws", help="a clip model, scored on --test-set")
+    p.add_argument("--test-set")
     p.add_argument("--kws-stream")
     p.add_argument("--stream")
     p.add_argument("--labels")
@@ -114,6 +140,9 @@ def main() -> None:
         if args.lm:
             figures["lm"] = lm_figures(args.lm, Path(tmp), args.val_tokens)
             print(json.dumps({"lm": figures["lm"]}), flush=True)
+        if args.kws:
+            figures["kws"] = clip_figures(args.kws, Path(tmp), args.test_set)
+            print(json.dumps({"kws": figures["kws"]}), flush=True)
         if args.kws_stream:
             figures["kws_stream"] = stream_figures(args.kws_stream, Path(tmp), args.stream, args.labels)
             print(json.dumps({"kws_stream": figures["kws_stream"]}), flush=True)
