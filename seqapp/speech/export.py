@@ -65,13 +65,12 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
     from .task import KWSConfig, model_from_checkpoint
 
     model, labels = model_from_checkpoint(ckpt)
-    cfg = model.encoder.config
+    cfg, fe = model.encoder.config, model.frontend
     g = torch.Generator().manual_seed(0)
     common = {"task": "kws", "labels": labels, "keywords": [name not in (SILENCE, UNKNOWN) for name in labels],
               "sample_rate": SAMPLE_RATE, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden}
     if isinstance(model, StreamingSpotter):
         read, advance = chunk_sizes(model)
-        fe = model.frontend
         names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
         outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
         decision = DecisionConfig(threshold=KWSConfig.from_dict(ckpt["task_state"]["config"]).threshold)
@@ -93,7 +92,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
         dynamic = {"wave": {0: "batch"}}
         what = "one-second clips, front end inside"
         run = "onnxruntime: session.run(None, {'wave': clips})  # (batch, 16000) float32 at 16 kHz"
-    fe = model.frontend  # its filterbank (and DCT) products stay float: int8 would flatten the quiet bands
+    # the filterbank's (and MFCC's DCT) products stay float: one int8 scale would flatten the quiet bands
     front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels))
     write_onnx(graph, example(2), out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
     check = example(3)  # another batch size than the example's
