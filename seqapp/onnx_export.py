@@ -61,12 +61,19 @@ def export_command(args) -> None:
         print(line.replace("{out}", str(out)))
 
 
-def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: list[str], metadata: dict,
-               int8: bool, dynamic: dict | None = None, float_weights: tuple = ()) -> None:
-    """Export `module` called on `example`, fold its constants, optionally quantize, and write one file with
-    `metadata` under METADATA_KEY. `dynamic`: {input name: {axis: name}} for dimensions left free (batch only:
-    a recurrent layer's time dimension would be fixed to the example's length anyway, so graphs here are
-    fixed-length steps and chunks). `float_weights`: shapes of weight matrices whose products stay float."""
+def unrolled_for_int8(cell: str, int8: bool) -> bool:
+    """onnxruntime has no int8 GRU op: an int8 export runs a GRU as its single steps' matrix products instead."""
+    return int8 and cell == "gru"
+
+
+def write_onnx(module, example, out: Path, inputs: list[str], outputs: list[str], metadata: dict,
+               int8: bool, dynamic: dict | None = None, float_weights: tuple = ()) -> float:
+    """Export `module`, fold its constants, optionally quantize, write one file with `metadata` under
+    METADATA_KEY, and check it: `example(batch)` makes inputs; the export traces a batch of 2, the check runs
+    a batch of 3 against PyTorch (checked_difference, whose result is returned). `dynamic`: {input name:
+    {axis: name}} for dimensions left free (batch only: a recurrent layer's time dimension would be fixed to
+    the example's length anyway, so graphs here are fixed-length steps and chunks). `float_weights`: shapes
+    of weight matrices whose products stay float."""
     import onnx
     import onnxscript.optimizer
     import torch
@@ -79,8 +86,8 @@ def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: li
                        if name in dynamic else None for name in inputs)  # in the order of forward's arguments
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module.eval(), example, dynamo=True, input_names=inputs, output_names=outputs,
-                                    dynamic_shapes=shapes, opset_version=OPSET, verbose=False)
+        program = torch.onnx.export(module.eval(), example(2), dynamo=True, input_names=inputs,
+                                    output_names=outputs, dynamic_shapes=shapes, opset_version=OPSET, verbose=False)
     model = onnxscript.optimizer.optimize(program.model_proto, input_size_limit=1 << 30, output_size_limit=1 << 30)
     for value in model.graph.output:  # the exporter's declared shapes of LSTM states can be wrong: let ORT infer
         value.type.tensor_type.ClearField("shape")
@@ -89,6 +96,12 @@ def write_onnx(module, example: tuple, out: Path, inputs: list[str], outputs: li
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps({**metadata, "int8": int8})
     onnx.save_model(model, str(out))
+    check = example(3)
+    with torch.no_grad():
+        expected = module(*check)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return checked_difference(out, dict(zip(inputs, (t.numpy() for t in check))), [t.numpy() for t in expected],
+                              int8)
 
 
 def quantize(model, float_weights: tuple = ()):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..onnx_export import checked_difference, write_onnx
+from ..onnx_export import unrolled_for_int8, write_onnx
 from .task import model_from_checkpoint
 
 
@@ -57,14 +57,9 @@ def export_lm(ckpt: dict, out: Path, int8: bool) -> list[str]:
     metadata = {"task": "lm", "graph": "step", "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
                 "vocab_size": model.cfg.vocab_size, "inputs": names, "outputs": outputs,
                 "tokenizer": tokenizer_tables(tokenizer)}
-    unrolled = int8 and cfg.cell == "gru"  # onnxruntime has no int8 GRU op: its products instead
-    step = LMStep(model, unrolled)
-    write_onnx(step, example_inputs(model, 2), out, names, outputs, metadata, int8,
-               dynamic={name: {0 if name == "tokens" else 1: "batch"} for name in names})
-    check = example_inputs(model, 3, seed=1)  # another batch size than the example's
-    with torch.no_grad():
-        expected = [t.numpy() for t in step(*check)]
-    diff = checked_difference(out, {n: t.numpy() for n, t in zip(names, check)}, expected, int8)
+    unrolled = unrolled_for_int8(cfg.cell, int8)
+    diff = write_onnx(LMStep(model, unrolled), lambda batch: example_inputs(model, batch, seed=batch), out, names,
+                      outputs, metadata, int8, dynamic={name: {0 if name == "tokens" else 1: "batch"} for name in names})
     native = f"ONNX's own {cfg.cell.upper()} op" if cfg.cell in ("lstm", "gru") and not unrolled else \
         "its matrix products (onnxruntime has no int8 GRU op)" if unrolled else \
         "MatMul and Tanh/Relu (PyTorch's exporter unrolls nn.RNN instead of using ONNX's RNN op)"

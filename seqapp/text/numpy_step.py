@@ -40,11 +40,12 @@ class NumpyStep:
         self.input_bias = [rnn("bias_ih", i) + (0 if gru else rnn("bias_hh", i)) for i in range(self.layers)]
         self.recurrent_bias = [rnn("bias_hh", i) if gru else None for i in range(self.layers)]
         tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
-        self.w_ih = [tensor(rnn("weight_ih", i)) for i in range(self.layers)]
+        # The first layer's input side is the table; above it, a GRU keeps its two products apart, while LSTM
+        # and RNN gates are one product: [W_ih W_hh] [x; h] + biases.
+        above = range(1, self.layers)
         self.w_hh = [tensor(rnn("weight_hh", i)) for i in range(self.layers)]
-        # above the first layer, LSTM and RNN gates are one product: [W_ih W_hh] [x; h] + biases
-        self.w_both = [None if gru or not i else tensor(np.concatenate([rnn("weight_ih", i), rnn("weight_hh", i)], 1))
-                       for i in range(self.layers)]
+        self.w_ih = {i: tensor(rnn("weight_ih", i)) for i in above if gru}
+        self.w_both = {i: tensor(np.concatenate([rnn("weight_ih", i), rnn("weight_hh", i)], 1)) for i in above if not gru}
         self.b_both = [tensor(b) for b in self.input_bias]
         self.table = weights["embed.weight"] @ rnn("weight_ih", 0).T + self.input_bias[0]
         self.w_out, self.b_out = tensor(weights["head.weight"]), tensor(weights["head.bias"])
