@@ -69,18 +69,19 @@ def lm_figures(ckpt_path: str, tmp: Path, val_tokens: int) -> dict:
 def stream_figures(ckpt_path: str, tmp: Path, stream: str, labels: str) -> dict:
     import soundfile as sf
 
-    from seqapp.speech.cli import run_stream, streaming_model
     from seqapp.speech.decision import detect
+    from seqapp.speech.spotter import load_spotter, run_stream
     from seqapp.speech.make_stream import read_labels
     from seqapp.speech.stream import file_blocks
     from seqapp.speech.stream_score import score_detections
 
-    model, names, decision = streaming_model(ckpt_path)
+    spotter = load_spotter(ckpt_path)
+    model, names, decision = spotter.model, spotter.names, spotter.decision
     truth = read_labels(labels)
     wave = sf.read(stream, dtype="float32")[0]
     seconds = len(wave) / 16000
     started = time.perf_counter()
-    times, probs, _ = run_stream(model, names, decision, file_blocks(stream), decide=False)
+    times, probs, _ = run_stream(spotter, file_blocks(stream), decide=False)
     result = {"pytorch": {**score_detections(detect(times, probs, names, decision, model.step_seconds), truth,
                                              float(times[-1])), "rtf": (time.perf_counter() - started) / seconds}}
     for kind in ("fp32", "int8"):
@@ -104,7 +105,7 @@ def stream_figures(ckpt_path: str, tmp: Path, stream: str, labels: str) -> dict:
 
 def clip_figures(ckpt_path: str, tmp: Path, test_set: str) -> dict:
     """A clip model's accuracy on a test set: PyTorch, and its export in fp32 and int8."""
-    from seqapp.speech.cli import load_eval_set
+    from seqapp.speech.dataset import load_eval_set
     from seqapp.speech.task import model_from_checkpoint, score
 
     model, names = model_from_checkpoint(checkpoint.load(ckpt_path, task="kws"))

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seqapp import checkpoint  # noqa: E402
 from seqapp.speech.decision import DecisionConfig  # noqa: E402
 from seqapp.speech.task import KWSConfig, build_model, model_from_checkpoint  # noqa: E402
-from seqapp.speech.cli import run_stream  # noqa: E402
+from seqapp.speech.spotter import Spotter, run_stream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +34,9 @@ def preset(name: str) -> KWSConfig:
 def streaming_rtf(model, names, wave: np.ndarray, chunk_ms: int) -> float:
     chunk = 16 * chunk_ms
     blocks = [wave[i: i + chunk] for i in range(0, len(wave), chunk)]
-    run_stream(model, names, DecisionConfig(), blocks[: 20])  # warm-up
+    run_stream(Spotter(model, names, DecisionConfig()), blocks[: 20])  # warm-up
     started = time.perf_counter()
-    run_stream(model, names, DecisionConfig(), blocks)
+    run_stream(Spotter(model, names, DecisionConfig()), blocks)
     return (time.perf_counter() - started) / (len(wave) / 16000)
 
 

@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seqapp.speech.cli import run_stream, streaming_model  # noqa: E402
+from seqapp.speech.spotter import load_spotter, run_stream  # noqa: E402
 from seqapp.speech.make_stream import read_labels  # noqa: E402
 from seqapp.speech.stream import file_blocks  # noqa: E402
 from seqapp.speech.stream_score import score_detections  # noqa: E402
@@ -30,10 +30,11 @@ def main() -> None:
     truth = read_labels(Path(args.stream).with_suffix(".csv"))
     for spec in args.model:
         name, checkpoint = spec.split("=", 1)
-        model, names, decision = streaming_model(checkpoint)
-        times, _, detections = run_stream(model, names, decision, file_blocks(args.stream))
+        spotter = load_spotter(checkpoint)
+        times, _, detections = run_stream(spotter, file_blocks(args.stream))
         total = float(times[-1])
-        print(f"\n{name}: threshold {decision.threshold}, {total / 60:.0f} minutes, state never reset")
+        print(f"\n{name}: {spotter.note or f'threshold {spotter.decision.threshold}'}, {total / 60:.0f} minutes, "
+              "state never reset")
         print(f"{'part':>14} {'keywords':>9} {'found':>7} {'wrong':>6} {'false alarms':>13} {'FA/hour':>8}")
         for i in range(args.parts):
             lo, hi = total * i / args.parts, total * (i + 1) / args.parts

@@ -5,13 +5,16 @@ soundfile only.
     python examples/spot_stream_onnx.py kws_stream.onnx recording.wav
 
 The model is a 100 ms chunk step (samples and the recurrent state in, per-step posteriors and the new state
-out); its labels, chunk sizes and decision settings are JSON in the model's metadata. The decision layer is
-seqapp's (TensorFlow's RecognizeCommands): it prints what `seqapp spot --stream` prints for the checkpoint,
-except for the last < 100 ms of the recording, which this runtime leaves unread."""
+out); its labels, chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the
+model's metadata. A two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that
+scores the last second whenever the streaming score reaches the trigger. The decision layer is seqapp's
+(TensorFlow's RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the
+checkpoint, except for the last < 100 ms of the recording, which this runtime leaves unread."""
 import argparse
 import json
 import sys
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -20,13 +23,18 @@ import soundfile as sf
 
 class DecisionLayer:
     """seqapp.speech.decision.DecisionLayer, copied so this file needs no seqapp: average the posteriors over
-    a window, fire when a keyword's average reaches the threshold, then stay quiet for the suppression time."""
+    a window, fire when a keyword's average reaches its threshold (with a verifier: reaches the trigger, and
+    the geometric mean with the verifier's probability reaches the threshold), then stay quiet for the
+    suppression time."""
 
-    def __init__(self, labels, keywords, settings, step_seconds):
-        self.labels, self.keywords, self.cfg = labels, np.array(keywords), settings
+    def __init__(self, labels, keywords, settings, step_seconds, verify=None):
+        self.labels, self.cfg, self.verify = labels, settings, verify
+        own = settings.get("thresholds") or {}
+        self.thresholds = np.array([own.get(n, settings["threshold"]) if k else np.inf for n, k in zip(labels, keywords)])
+        self.triggers = self.thresholds if verify is None else np.where(keywords, settings["trigger"], np.inf)
         self.window = deque(maxlen=max(1, round(settings["average_ms"] / 1000 / step_seconds)))
         self.total = np.zeros(len(labels), dtype=np.float64)
-        self.last_time = -np.inf
+        self.last_time = self.last_check = -np.inf
 
     def update(self, time, probs):
         probs = np.asarray(probs, dtype=np.float64)
@@ -36,12 +44,57 @@ class DecisionLayer:
         self.total += probs
         if len(self.window) < self.cfg["min_count"]:
             return None
-        scores = np.where(self.keywords, self.total / len(self.window), -1.0)
-        best = int(scores.argmax())
-        if scores[best] < self.cfg["threshold"] or time - self.last_time < self.cfg["suppression_ms"] / 1000 - 1e-6:
+        average = self.total / len(self.window)
+        margin = average - self.triggers
+        best = int(margin.argmax())
+        if margin[best] < 0 or time - self.last_time < self.cfg["suppression_ms"] / 1000 - 1e-6:
             return None
+        score = float(average[best])
+        if self.verify is not None:
+            if time - self.last_check < self.cfg["recheck_ms"] / 1000 - 1e-6:
+                return None
+            self.last_check = time
+            score = float(np.sqrt(score * self.verify(time, best)))
+            if score < self.thresholds[best]:
+                return None
         self.last_time = time
-        return self.labels[best], float(scores[best])
+        return self.labels[best], score
+
+
+class Verifier:
+    """The clip graph on 1 s windows ending `verify_ends_s` before a trigger; the best probability of the
+    triggering label. It reads the last 2 s of the stream, kept by `hear`."""
+
+    def __init__(self, path, labels, ends_s, rate):
+        self.sess = session(path)
+        clip_labels = json.loads(self.sess.get_modelmeta().custom_metadata_map["seqapp"])["labels"]
+        self.columns = [clip_labels.index(n) if n in clip_labels else None for n in labels]
+        self.ends, self.rate = ends_s, rate
+        self.audio, self.offset = np.zeros(0, np.float32), 0
+
+    def hear(self, block):
+        self.audio = np.concatenate([self.audio, block])
+        drop = max(0, len(self.audio) - int(2.0 * self.rate))
+        self.audio, self.offset = self.audio[drop:], self.offset + drop
+
+    def __call__(self, time, label):
+        if self.columns[label] is None:
+            return 0.0
+        windows = np.zeros((len(self.ends), self.rate), np.float32)
+        for i, back in enumerate(self.ends):
+            stop = int(round(time * self.rate)) - self.offset - int(back * self.rate)
+            piece = self.audio[max(0, stop - self.rate): max(0, stop)]
+            windows[i, self.rate - len(piece):] = piece
+        logits = self.sess.run(None, {"wave": windows})[0].astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return float(probs[:, self.columns[label]].max())
+
+
+def session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def mono_blocks(path, rate, seconds=0.1):
@@ -64,16 +117,21 @@ def main():
     p.add_argument("--json", action="store_true", help="one JSON object per detection")
     args = p.parse_args()
     try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        sess = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+        sess = session(args.model)
         meta = json.loads(sess.get_modelmeta().custom_metadata_map["seqapp"])
     except Exception as e:  # noqa: BLE001 (a bad file is one line, whatever onnxruntime says)
         sys.exit(f"spot_stream_onnx: {args.model} is not a model seqapp exported ({str(e).splitlines()[0][:200]})")
     if meta.get("graph") != "stream_chunk":
         sys.exit(f"spot_stream_onnx: {args.model} is not a streaming spotter (export one trained with --streaming)")
-    settings = {**meta["decision"], **({"threshold": args.threshold} if args.threshold is not None else {})}
-    layer = DecisionLayer(meta["labels"], meta["keywords"], settings, meta["step_seconds"])
+    settings = {**meta["decision"], **({"threshold": args.threshold, "thresholds": None}
+                                       if args.threshold is not None else {})}
+    verifier = None
+    if meta.get("verifier"):
+        path = Path(args.model).with_name(meta["verifier"])
+        if not path.is_file():
+            sys.exit(f"spot_stream_onnx: {args.model} is a two-stage spotter: its verifier {path} is missing")
+        verifier = Verifier(path, meta["labels"], meta["verify_ends_s"], meta["sample_rate"])
+    layer = DecisionLayer(meta["labels"], meta["keywords"], settings, meta["step_seconds"], verifier)
     state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
     read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
     buffer, steps = np.zeros(0, np.float32), 0
@@ -81,6 +139,8 @@ def main():
         blocks = mono_blocks(args.recording, meta["sample_rate"])
         for block in blocks:
             buffer = np.concatenate([buffer, block])
+            if verifier is not None:
+                verifier.hear(block)
             while len(buffer) >= read:
                 probs, *new = sess.run(None, {"samples": buffer[None, :read], **state})
                 state = dict(zip(meta["inputs"][1:], new))

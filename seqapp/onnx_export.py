@@ -23,8 +23,9 @@ EXPORTERS: dict[str, str] = {}
 
 
 def register_exporter(task: str, target: str) -> None:
-    """target "package.module:function", called as function(ckpt, path, int8) -> lines to print ("{out}" in
-    them stands for the file's final name). Named, not imported: the command line starts without torch or onnx."""
+    """target "package.module:function", called as function(ckpt, path, int8, final) -> lines to print ("{out}"
+    in them stands for the file's final name, `final`; `path` is where to write it, renamed after). Named, not
+    imported: the command line starts without torch or onnx."""
     EXPORTERS[task] = target
 
 
@@ -52,7 +53,7 @@ def export_command(args) -> None:
     os.close(fd)
     module, function = EXPORTERS[ckpt["task"]].split(":")
     try:
-        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8)
+        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8, out)
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)

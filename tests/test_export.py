@@ -233,4 +233,5 @@ def test_examples_need_no_seqapp_or_torch():
     for script in ("generate_onnx.py", "spot_stream_onnx.py"):
         imports = {line.split()[1].split(".")[0] for line in (ROOT / "examples" / script).read_text().splitlines()
                    if line.startswith(("import ", "from "))}
-        assert imports <= {"argparse", "codecs", "json", "sys", "collections", "numpy", "onnxruntime", "soundfile"}, imports
+        assert imports <= {"argparse", "codecs", "json", "sys", "collections", "pathlib", "numpy", "onnxruntime",
+                           "soundfile"}, imports

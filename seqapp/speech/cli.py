@@ -18,6 +18,7 @@ def register(groups, commands) -> None:
     ev.add_argument("--labels", help="with --stream: its word,start_ms,end_ms CSV (as make-stream writes)")
     ev.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
     ev.add_argument("--average-ms", type=float, help="with --stream: the decision layer's averaging window (500)")
+    ev.add_argument("--false-alarms-per-hour", type=float, help="with --stream: the calibrated operating point")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--out", help="where to write confusion.png or the sweep PNG (default: beside the input)")
@@ -29,6 +30,8 @@ def register(groups, commands) -> None:
     spot_.add_argument("--stream", help="a recording of any length, or - for standard input: detections as they happen")
     spot_.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
     spot_.add_argument("--average-ms", type=float, help="with --stream: the decision layer's averaging window (500)")
+    spot_.add_argument("--false-alarms-per-hour", type=float,
+                       help="with --stream: the calibrated per-keyword thresholds for about this rate")
     spot_.add_argument("--top-k", type=int, default=3)
     spot_.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     spot_.add_argument("--json", action="store_true", help="one JSON object (per detection with --stream)")
@@ -37,19 +40,41 @@ def register(groups, commands) -> None:
     mic = commands.add_parser("listen", help="find keywords in the microphone's audio (pip install seqapp[mic])")
     mic.add_argument("--checkpoint", required=True)
     mic.add_argument("--threshold", type=float)
+    mic.add_argument("--false-alarms-per-hour", type=float, help="the calibrated operating point")
     mic.add_argument("--input-device", help="a sounddevice input device name or index (default: the system's)")
     mic.add_argument("--json", action="store_true")
     mic.set_defaults(handler=listen)
 
+    mine_ = commands.add_parser("mine", help="collect the moments a streaming spotter fires on keyword-free audio")
+    mine_.add_argument("--checkpoint", required=True, help="a streaming spotter")
+    mine_.add_argument("--out", required=True, help="the file of mined windows (train with --hard-negatives)")
+    mine_.add_argument("--other-speech", help="a folder of other speech: its training sentences are mined")
+    mine_.add_argument("--noise", help="a background-noise folder: its training part is mined too")
+    mine_.add_argument("--sentences", type=int, default=300, help="synthesized keyword-free sentences to mine")
+    mine_.add_argument("--threshold", type=float, default=0.3, help="the averaged posterior that counts as firing")
+    mine_.add_argument("--previous", help="an earlier round's file: its windows are kept too")
+    mine_.add_argument("--seed", type=int, default=1)
+    mine_.add_argument("--synth-cache", default="data/synth_cache")
+    mine_.set_defaults(handler=mine_command)
+
+    bundle_ = commands.add_parser("bundle", help="a streaming spotter and a clip verifier as one calibrated file")
+    bundle_.add_argument("--stream", required=True, help="a streaming checkpoint")
+    bundle_.add_argument("--verifier", required=True, help="a clip checkpoint with the same keywords")
+    bundle_.add_argument("--trigger", type=float, default=0.3, help="the streaming score that asks the verifier")
+    bundle_.add_argument("--out", required=True)
+    bundle_.set_defaults(handler=bundle_command)
+
     make = commands.add_parser("make-stream", help="a long labelled recording from Speech Commands test clips")
-    make.add_argument("--data", required=True, help="a canonical test-set folder, or a standard folder")
+    make.add_argument("--data", help="a canonical test-set folder, or a standard folder: one word per 3 s slot")
+    make.add_argument("--speech", help="instead: a folder of long utterances (or the other-speech folder, whose "
+                                       "LibriSpeech split is used), back to back: a keyword-free running-speech stream")
     make.add_argument("--split", choices=["testing", "validation"], default="testing",
-                      help="which split of a standard folder (a test-set folder is used whole)")
-    make.add_argument("--minutes", type=float, default=10.0)
+                      help="which split of a standard or other-speech folder (a test-set folder is used whole)")
+    make.add_argument("--minutes", type=float, help="the stream's length (default 10; --speech: once through)")
     make.add_argument("--seed", type=int, default=1)
     make.add_argument("--keyword-share", type=float, default=0.7, help="the share of words that are keywords")
     make.add_argument("--max-noise", type=float, default=0.1, help="background noise volume drawn from [0, this]")
-    make.add_argument("--noise", help="background-noise folder (default: DATA/_background_noise_)")
+    make.add_argument("--noise", help="background-noise folder (default: DATA/_background_noise_; needed with --speech)")
     make.add_argument("--out", required=True, help="the WAV to write; the labels go beside it as .csv")
     make.set_defaults(handler=make_stream_command)
 
@@ -71,6 +96,21 @@ def add_kws_flags(kws) -> None:
     add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
     add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
     add("--unknown-share", type=float, help="share of other words (_unknown_) in training (default: by count)")
+    add("--other-speech", help="a folder of speech with no keyword (librispeech/, wake_words/, digits/): negatives")
+    add("--speech-share", type=float, help="share of _unknown_ draws cut from running speech (--other-speech)")
+    add("--speech-background", type=float, help="streaming: chance of running speech under a training sequence")
+    add("--synth-positives", type=int, help="synthetic voices per keyword added to its clips (espeak-ng, flite)")
+    add("--synth-negatives", type=int, help="synthetic other words, look-alikes and phrases added to _unknown_")
+    add("--synth-cache", help="where synthesized speech is kept between runs (default data/synth_cache)")
+    add("--hard-negatives", help="a file of mined windows (seqapp mine) drawn as _unknown_")
+    add("--hard-negative-share", type=float, help="share of _unknown_ draws taken from --hard-negatives")
+    add("--select-fa-per-hour", type=float, help="streaming: keep the checkpoint that finds most at this rate")
+    add("--init-from", help="start from this checkpoint's weights (same settings)")
+    add("--mining-rounds", type=int, help="streaming: rounds of hard-negative mining and fine-tuning after training")
+    add("--mining-steps", type=int, help="fine-tuning steps per mining round")
+    add("--mining-sentences", type=int, help="synthesized keyword-free sentences mined each round (default 300)")
+    add("--verifier", help="streaming: a clip preset trained as the second stage (configs/kws_verifier.json)")
+    add("--trigger", type=float, help="streaming + verifier: the averaged posterior that asks the verifier")
     add_train_flags(kws)
 
 
@@ -91,38 +131,29 @@ def train_kws(args) -> None:
     given = vars(args)
     cfg, train_cfg, ckpt = prepare_run("kws", given, KWSConfig, args.resume)
     cfg.seed = train_cfg.seed
-    task = make_task(cfg)
-    if ckpt is None and cfg.epochs and "steps" not in given:
-        train_cfg.steps = max(1, round(cfg.epochs * task.steps_per_epoch))
-    summary = trainer.run(task, train_cfg, ckpt)
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = Path(train_cfg.out) / "best.pt"
-        print(f"\ndone: {summary['step']} steps in {summary['seconds']:.0f} s, best validation accuracy "
-              f"{summary['best']:.4f}; checkpoints in {train_cfg.out}/")
-        print(f"score it: python evaluate.py kws --checkpoint {best} --data PATH/TO/speech_commands_test")
-        if cfg.streaming:
-            print(f"spot keywords in a recording: seqapp spot --checkpoint {best} --stream recording.wav")
-        else:
-            print(f"label clips: seqapp spot --checkpoint {best} clip.wav")
+    best = Path(train_cfg.out) / "best.pt"
+    from .recipe import saved_recipe, train_listening_spotter
 
-
-def load_eval_set(root, names, seed: int = 0):
-    """(waves, labels, description) from a canonical test-set folder, or the testing split of a standard
-    Speech Commands folder (with _silence_ clips cut from its background noise)."""
-    from ..errors import UserError
-    from . import dataset as ds
-
-    clips, noise_files = ds.scan(root)
-    if ds.is_test_set_layout(clips):
-        chosen, what = clips, "canonical test set"
+    recipe = saved_recipe(cfg, train_cfg, args.resume, given) if ckpt is None else None
+    if recipe:
+        cfg, train_cfg = recipe
+        train_listening_spotter(cfg, train_cfg)
+        print(f"\ndone: the listening spotter (streaming model{', mining' if cfg.mining_rounds else ''}"
+              f"{', verifier' if cfg.verifier else ''}) is {best}")
     else:
-        chosen, what = ds.assign_splits(root, clips)["testing"], "testing split"
-    waves, labels, _ = ds.load_labelled(chosen, names, desc=what)
-    if len(labels) == 0:
-        raise UserError(f"{root}: no clips in its {what} for the classes {', '.join(names)}")
-    if what == "testing split":
-        waves, labels = ds.add_silence(waves, labels, names, ds.load_noise(noise_files, part="test"), seed)
-    return waves, labels, what
+        task = make_task(cfg)
+        if ckpt is None and cfg.epochs and "steps" not in given:
+            train_cfg.steps = max(1, round(cfg.epochs * task.steps_per_epoch))
+        summary = trainer.run(task, train_cfg, ckpt)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return
+        print(f"\ndone: {summary['step']} steps in {summary['seconds']:.0f} s, best validation {task.select_metric} "
+              f"{summary['best']:.4f}; checkpoints in {train_cfg.out}/")
+    print(f"score it: python evaluate.py kws --checkpoint {best} --data PATH/TO/speech_commands_test")
+    if cfg.streaming:
+        print(f"spot keywords in a recording: seqapp spot --checkpoint {best} --stream recording.wav")
+    else:
+        print(f"label clips: seqapp spot --checkpoint {best} clip.wav")
 
 
 def evaluate_kws(args) -> None:
@@ -133,6 +164,7 @@ def evaluate_kws(args) -> None:
     from ..device import pick_device
     from ..errors import UserError
     from ..task import EvalContext
+    from .dataset import load_eval_set
     from .plots import plot_confusion
     from .task import model_from_checkpoint, score
 
@@ -194,7 +226,7 @@ def spot(args) -> None:
     if args.stream:
         if args.files:
             raise UserError("give either --stream SOURCE or clip files, not both")
-        return spot_stream(args.checkpoint, args.stream, args.threshold, args.json, args.average_ms)
+        return spot_stream(args)
     if not args.files:
         raise UserError("spot needs clip files (or a folder), or --stream FILE|- for a continuous recording")
 
@@ -226,60 +258,6 @@ def spot(args) -> None:
 
 # --- continuous audio -------------------------------------------------------------------------------------
 
-def streaming_model(checkpoint_path, threshold=None, average_ms=None):
-    """(model, labels, decision settings) of a streaming checkpoint, on the CPU; one line for a clip model."""
-    from .. import checkpoint
-    from ..errors import UserError
-    from .decision import DecisionConfig
-    from .model import StreamingSpotter
-    from .task import KWSConfig, model_from_checkpoint
-
-    ckpt = checkpoint.load(checkpoint_path, task="kws")
-    model, names = model_from_checkpoint(ckpt)
-    if not isinstance(model, StreamingSpotter):
-        raise UserError(f"{checkpoint_path} is a clip model (bidirectional, pooled over a whole clip): streaming "
-                        "needs one trained with --streaming (configs/kws_stream.json)")
-    cfg = KWSConfig.from_dict(ckpt["task_state"]["config"])
-    decision = DecisionConfig(threshold=cfg.threshold if threshold is None else threshold)
-    if average_ms is not None:
-        decision.average_ms = average_ms
-    if not 0 < decision.threshold <= 1:
-        raise UserError(f"--threshold must be in (0, 1], got {decision.threshold}")
-    if not 0 < decision.average_ms <= 10_000:
-        raise UserError(f"--average-ms must be in (0, 10000], got {decision.average_ms}")
-    return model, names, decision
-
-
-def run_stream(model, names, decision, blocks, on_detection=None, decide: bool = True):
-    """Feed blocks through the model and (with `decide`) the decision layer, as a live stream runs.
-    Returns (times, posteriors, detections)."""
-    import numpy as np
-
-    from .decision import DecisionLayer
-    from .stream import SpotterStream
-
-    stream = SpotterStream(model)
-    layer = DecisionLayer(names, decision, model.step_seconds)
-    times, probs, detections = [], [], []
-    for block in blocks:
-        p = stream.push(block)
-        if not len(p):
-            continue
-        t = stream.times(len(p)).numpy()
-        p = p.numpy()
-        for ti, pi in zip(t, p) if decide else ():
-            found = layer.update(float(ti), pi)
-            if found is not None:
-                detections.append(found)
-                if on_detection:
-                    on_detection(found)
-        times.append(t)
-        probs.append(p.astype(np.float32))
-    if not times:
-        return np.zeros(0), np.zeros((0, len(names)), np.float32), detections
-    return np.concatenate(times), np.concatenate(probs), detections
-
-
 def print_detection(as_json: bool):
     import json
 
@@ -288,14 +266,15 @@ def print_detection(as_json: bool):
     return show
 
 
-def spot_stream(checkpoint_path, source: str, threshold, as_json: bool, average_ms=None) -> None:
+def spot_stream(args) -> None:
     import torch
 
+    from .spotter import load_spotter, run_stream
     from .stream import open_source
 
     torch.set_num_threads(1)  # one stream: constant work per 10 ms, no thread hand-offs
-    model, names, decision = streaming_model(checkpoint_path, threshold, average_ms)
-    run_stream(model, names, decision, open_source(source), print_detection(as_json))
+    spotter = load_spotter(args.checkpoint, args.threshold, args.average_ms, args.false_alarms_per_hour)
+    run_stream(spotter, open_source(args.stream), print_detection(args.json))
 
 
 def listen(args) -> None:
@@ -303,29 +282,76 @@ def listen(args) -> None:
 
     import torch
 
+    from .spotter import load_spotter, run_stream
     from .stream import microphone_blocks
 
     torch.set_num_threads(1)
-    model, names, decision = streaming_model(args.checkpoint, args.threshold)
+    spotter = load_spotter(args.checkpoint, args.threshold, false_alarms_per_hour=args.false_alarms_per_hour)
     device = int(args.input_device) if (args.input_device or "").isdigit() else args.input_device
+    if spotter.note:
+        print(spotter.note, file=sys.stderr)
     print("listening (Ctrl-C to stop) ...", file=sys.stderr)
     try:
-        run_stream(model, names, decision, microphone_blocks(device=device), print_detection(args.json))
+        run_stream(spotter, microphone_blocks(device=device), print_detection(args.json))
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
+
+
+def mine_command(args) -> None:
+    import sys
+    from pathlib import Path
+
+    from .. import checkpoint
+    from ..errors import UserError
+    from . import dataset as ds
+    from .mining import keyword_free_audio, mine, save_windows
+    from .model import StreamingSpotter
+    from .task import model_from_checkpoint
+
+    model, names = model_from_checkpoint(checkpoint.load(args.checkpoint, task="kws"))
+    if not isinstance(model, StreamingSpotter):
+        raise UserError(f"{args.checkpoint} is a clip model: mining runs a streaming spotter")
+    if not 0 < args.threshold <= 1:
+        raise UserError(f"--threshold must be in (0, 1], got {args.threshold}")
+    noise = ds.load_noise(sorted(p for p in Path(args.noise).iterdir() if p.suffix.lower() in (".wav", ".flac"))) \
+        if args.noise else None
+    audio = keyword_free_audio([n for n in names if not n.startswith("_")], args.other_speech or "",
+                               max(0, args.sentences), args.seed, args.synth_cache, noise)
+    if not audio:
+        raise UserError("nothing to mine: give --other-speech, --noise or --sentences")
+    clips, fired = mine(model, names, audio, args.threshold)
+    save_windows(clips, args.out, previous=args.previous)
+    print(f"{fired} firings on {sum(len(a) for a in audio) / 16000 / 60:.1f} minutes of keyword-free audio; "
+          f"windows in {args.out}", file=sys.stderr)
+
+
+def bundle_command(args) -> None:
+    from .bundle import write_bundle
+
+    if not 0 < args.trigger < 1:
+        from ..errors import UserError
+        raise UserError(f"--trigger must be in (0, 1), got {args.trigger}")
+    print(f"{write_bundle(args.stream, args.verifier, args.out, args.trigger)}: streaming spotter + verifier")
 
 
 def make_stream_command(args) -> None:
     from pathlib import Path
 
+    from ..errors import UserError
     from .dataset import KEYWORDS
-    from .make_stream import make_stream, write_stream
+    from .make_stream import make_speech_stream, make_stream, write_stream
 
-    wave, rows = make_stream(args.data, args.minutes, args.seed, args.keyword_share, args.max_noise, args.noise,
-                             args.split)
+    if bool(args.data) == bool(args.speech):
+        raise UserError("make-stream needs --data (words in slots) or --speech (running speech), one of them")
+    if args.speech:
+        wave, rows = make_speech_stream(args.speech, args.noise, args.minutes, args.seed, args.max_noise, args.split)
+        what = f"{len(rows)} utterances, no keywords"
+    else:
+        wave, rows = make_stream(args.data, 10.0 if args.minutes is None else args.minutes, args.seed,
+                                 args.keyword_share, args.max_noise, args.noise, args.split)
+        what = f"{len(rows)} words ({sum(1 for r in rows if r[0] in KEYWORDS)} keywords)"
     labels = write_stream(wave, rows, Path(args.out))
-    keywords = sum(1 for r in rows if r[0] in KEYWORDS)
-    print(f"{args.out}: {len(wave) / 16000 / 60:.1f} minutes, {len(rows)} words ({keywords} keywords); labels in {labels}")
+    print(f"{args.out}: {len(wave) / 16000 / 60:.1f} minutes, {what}; labels in {labels}")
 
 
 def shown(value, spec: str) -> str:
@@ -340,14 +366,14 @@ SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 def evaluate_stream(args) -> None:
     import json
-    from dataclasses import replace
     from pathlib import Path
 
+    import numpy as np
     import torch
 
     from ..errors import UserError
-    from .decision import detect
     from .make_stream import read_labels
+    from .spotter import detections_in, load_spotter, run_stream
     from .stream import file_blocks
     from .stream_score import plot_sweep, score_detections
 
@@ -355,28 +381,42 @@ def evaluate_stream(args) -> None:
         raise UserError("--stream needs --labels CSV (word,start_ms,end_ms rows, as make-stream writes)")
     truth = read_labels(args.labels)
     torch.set_num_threads(1)
-    model, names, decision = streaming_model(args.checkpoint, args.threshold, args.average_ms)
-    times, probs, _ = run_stream(model, names, decision, file_blocks(args.stream), decide=False)  # detect() below
+    spotter = load_spotter(args.checkpoint, args.threshold, args.average_ms, args.false_alarms_per_hour)
+    kept = []  # a two-stage spotter's verifier reads the audio again at each threshold of the sweep
+
+    def blocks():
+        for block in file_blocks(args.stream):
+            if spotter.verifier is not None:
+                kept.append((np.clip(block, -1, 1) * 32767).astype(np.int16))
+            yield block
+
+    times, probs, _ = run_stream(spotter, blocks(), decide=False)  # detections_in() below, for the sweep too
+    audio = np.concatenate(kept).astype(np.float32) / 32767 if kept else None
     seconds = float(times[-1]) if len(times) else 0.0
-    result = score_detections(detect(times, probs, names, decision, model.step_seconds), truth, seconds)
-    sweep = [{"threshold": t, **score_detections(detect(times, probs, names, replace(decision, threshold=t),
-                                                        model.step_seconds), truth, seconds)} for t in SWEEP]
+    keywords = [n for n in spotter.names if not n.startswith("_")]
+    result = score_detections(detections_in(spotter, times, probs, audio), truth, seconds, keywords)
+    sweep = [{"threshold": t, **score_detections(detections_in(spotter, times, probs, audio, threshold=t,
+                                                               thresholds=None), truth, seconds, keywords)}
+             for t in SWEEP]
     out = Path(args.out) if args.out else Path(args.stream).parent
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{Path(args.stream).stem}_sweep.png"
     plot_sweep(sweep, png, title=f"{Path(args.stream).name}: {seconds / 60:.1f} min")
-    result = {"stream": str(args.stream), "threshold": decision.threshold, "average_ms": decision.average_ms,
-              **result, "sweep": sweep,
-              "sweep_png": str(png)}
+    decision = spotter.decision
+    point = spotter.note or f"threshold {decision.threshold}"
+    result = {"stream": str(args.stream), "threshold": decision.threshold, "thresholds": decision.thresholds,
+              "two_stage": spotter.verifier is not None, "average_ms": decision.average_ms, **result,
+              "sweep": sweep, "sweep_png": str(png)}
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.stream} ({seconds / 60:.1f} min, threshold {decision.threshold}): found "
+    fired = ", ".join(f"{w} {n}" for w, n in sorted(result["false_alarm_words"].items(), key=lambda x: -x[1]))
+    print(f"{args.stream} ({seconds / 60:.1f} min, {point}{', two stages' if result['two_stage'] else ''}): found "
           f"{result['found']}/{result['keywords']} keywords ({shown(result['found_rate'], '.1%')}), "
           f"{result['wrong_word']} wrong words, {result['false_alarms']} false alarms "
-          f"({shown(result['false_alarms_per_hour'], '.1f')}/hour); latency after the word: median "
-          f"{shown(result['latency_median_s'], 'ms')}, 90th percentile {shown(result['latency_p90_s'], 'ms')}")
-    print(f"{'threshold':>9} {'found':>7} {'wrong':>6} {'FA/hour':>8} {'latency':>8}")
+          f"({shown(result['false_alarms_per_hour'], '.1f')}/hour{': ' + fired if fired else ''}); latency after the "
+          f"word: median {shown(result['latency_median_s'], 'ms')}, 90th percentile {shown(result['latency_p90_s'], 'ms')}")
+    print(f"{'threshold':>9} {'found':>7} {'wrong':>6} {'FA/hour':>8} {'latency':>8}  (one threshold for every keyword)")
     for r in sweep:
         print(f"{r['threshold']:9.2f} {shown(r['found_rate'], '.1%'):>7} {r['wrong_word']:6d} "
               f"{shown(r['false_alarms_per_hour'], '.1f'):>8} {shown(r['latency_median_s'], 'ms'):>8}")

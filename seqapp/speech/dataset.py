@@ -166,3 +166,19 @@ def silence_clips(noise: torch.Tensor, count: int, seed: int) -> torch.Tensor:
             start = int(rng.integers(0, len(noise) - SAMPLE_RATE))
             clips[i] = noise[start: start + SAMPLE_RATE] * float(rng.uniform(0, 0.5))
     return clips
+
+
+def load_eval_set(root, names, seed: int = 0):
+    """(waves, labels, description) from a canonical test-set folder, or the testing split of a standard
+    Speech Commands folder (with _silence_ clips cut from its background noise)."""
+    clips, noise_files = scan(root)
+    if is_test_set_layout(clips):
+        chosen, what = clips, "canonical test set"
+    else:
+        chosen, what = assign_splits(root, clips)["testing"], "testing split"
+    waves, labels, _ = load_labelled(chosen, names, desc=what)
+    if len(labels) == 0:
+        raise UserError(f"{root}: no clips in its {what} for the classes {', '.join(names)}")
+    if what == "testing split":
+        waves, labels = add_silence(waves, labels, names, load_noise(noise_files, part="test"), seed)
+    return waves, labels, what

@@ -17,6 +17,9 @@ class DecisionConfig:
     threshold: float = 0.7        # a keyword's average must reach this
     suppression_ms: float = 1500.0  # no other detection this long after one
     min_count: int = 3            # at least this many steps in the window before any decision
+    thresholds: dict | None = None  # per keyword, from calibration (calibrate.py); others use `threshold`
+    trigger: float | None = None  # two stages: the averaged posterior that asks the verifier (spotter.py)
+    recheck_ms: float = 100.0     # two stages: at most one verification this often while a trigger lasts
 
 
 @dataclass
@@ -32,9 +35,13 @@ class Detection:
 class DecisionLayer:
     """Online: feed each step's time and posteriors; get a Detection or None."""
 
-    def __init__(self, labels: list[str], cfg: DecisionConfig, step_seconds: float):
-        self.labels, self.cfg = labels, cfg
-        self.keywords = np.array([name not in (SILENCE, UNKNOWN) for name in labels])
+    def __init__(self, labels: list[str], cfg: DecisionConfig, step_seconds: float, verify=None):
+        """`verify(time, class index) -> probability`, when given, is the second stage: asked when a keyword's
+        average reaches cfg.trigger; the detection's score is the geometric mean of the two."""
+        self.labels, self.cfg, self.verify = labels, cfg, verify
+        self.thresholds = threshold_vector(labels, cfg)
+        self.triggers = self.thresholds if verify is None else threshold_vector(labels, DecisionConfig(threshold=cfg.trigger))
+        self.last_check = -np.inf
         self.window = deque(maxlen=max(1, round(cfg.average_ms / 1000 / step_seconds)))
         self.total = np.zeros(len(labels), dtype=np.float64)
         self.last_time = -np.inf
@@ -50,14 +57,28 @@ class DecisionLayer:
         return self.decide(time, self.total / len(self.window))
 
     def decide(self, time: float, average: np.ndarray) -> Detection | None:
-        scores = np.where(self.keywords, average, -1.0)
-        best = int(scores.argmax())
+        margin = average - self.triggers  # -inf for _silence_ and _unknown_
+        best = int(margin.argmax())
         # a microsecond's slack: a detection exactly the suppression time after the last is allowed, whatever
         # the rounding of the two times
-        if scores[best] < self.cfg.threshold or time - self.last_time < self.cfg.suppression_ms / 1000 - 1e-6:
+        if margin[best] < 0 or time - self.last_time < self.cfg.suppression_ms / 1000 - 1e-6:
             return None
+        score = float(average[best])
+        if self.verify is not None:
+            if time - self.last_check < self.cfg.recheck_ms / 1000 - 1e-6:
+                return None
+            self.last_check = time
+            score = float(np.sqrt(score * self.verify(time, best)))
+            if score < self.thresholds[best]:
+                return None
         self.last_time = time
-        return Detection(self.labels[best], float(time), float(scores[best]))
+        return Detection(self.labels[best], float(time), score)
+
+
+def threshold_vector(labels: list[str], cfg: DecisionConfig) -> np.ndarray:
+    """Each class's threshold: a keyword's own (calibrated) or the common one; inf for the other classes."""
+    own = cfg.thresholds or {}
+    return np.array([np.inf if name in (SILENCE, UNKNOWN) else own.get(name, cfg.threshold) for name in labels])
 
 
 def smoothed(probs: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,12 +90,12 @@ def smoothed(probs: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detect(times: np.ndarray, probs: np.ndarray, labels: list[str], cfg: DecisionConfig,
-           step_seconds: float) -> list[Detection]:
+           step_seconds: float, verify=None) -> list[Detection]:
     """The DecisionLayer over a whole recording's posteriors at once (the same detections, faster: a threshold
-    sweep re-runs only the steps where some keyword's average passes the threshold)."""
-    layer = DecisionLayer(labels, cfg, step_seconds)
+    sweep re-runs only the steps where some keyword's average passes the threshold or trigger)."""
+    layer = DecisionLayer(labels, cfg, step_seconds, verify)
     average, counts = smoothed(probs, layer.window.maxlen)
-    candidates = (counts >= cfg.min_count) & (np.where(layer.keywords, average, -1.0).max(axis=1) >= cfg.threshold)
+    candidates = (counts >= cfg.min_count) & ((average - layer.triggers).max(axis=1) >= 0)
     found = []
     for i in np.flatnonzero(candidates):
         detection = layer.decide(float(times[i]), average[i])

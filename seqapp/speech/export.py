@@ -60,10 +60,32 @@ def chunk_sizes(model: StreamingSpotter) -> tuple[int, int]:
     return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
 
 
-def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
-    from .decision import DecisionConfig
-    from .task import KWSConfig, model_from_checkpoint
+def verifier_path(final: Path) -> Path:
+    """Where a bundle's verifier graph goes: beside the streaming graph, `NAME.verifier.onnx`."""
+    return final.with_name(final.stem + ".verifier.onnx")
 
+
+def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> list[str]:
+    """A clip model, a streaming model, or a bundle: its streaming graph at `out` and its verifier's clip graph
+    beside the final name (verifier_path), named in the streaming graph's metadata."""
+    import os
+    import tempfile
+
+    from .spotter import spotter_from_checkpoint
+    from .task import model_from_checkpoint
+
+    final = final or out
+    lines = []
+    if ckpt.get("verifier"):
+        target = verifier_path(final)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        lines = [f"the verifier (second stage): {target}, {clip_lines[1]}"]
     model, labels = model_from_checkpoint(ckpt)
     cfg, fe = model.encoder.config, model.frontend
     g = torch.Generator().manual_seed(0)
@@ -73,11 +95,15 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
         read, advance = chunk_sizes(model)
         names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
         outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
-        decision = DecisionConfig(threshold=KWSConfig.from_dict(ckpt["task_state"]["config"]).threshold)
+        decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
         metadata = {**common, "graph": "stream_chunk", "inputs": names, "outputs": outputs,
                     "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": CHUNK_STEPS,
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
                     "step_seconds": model.step_seconds, "decision": asdict(decision)}
+        if ckpt.get("verifier"):
+            from .spotter import VERIFY_ENDS_S
+
+            metadata.update(verifier=verifier_path(final).name, verify_ends_s=list(VERIFY_ENDS_S))
         graph = ChunkGraph(model, unrolled=unrolled_for_int8(cfg.cell, int8))
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
                                  *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
@@ -95,11 +121,11 @@ def export_kws(ckpt: dict, out: Path, int8: bool) -> list[str]:
     # the filterbank's (and MFCC's DCT) products stay float: one int8 scale would flatten the quiet bands
     front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels))
     diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
-    lines = [f"largest difference from PyTorch: {diff:.1e}",
+    extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
              + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
                 if cfg.cell.startswith("rnn") else "")]
     if int8 and cfg.cell == "gru":
         lines.append("onnxruntime has no int8 GRU op: " + ("the chunk's GRU steps are exported as matrix products, "
                      "which are int8" if isinstance(model, StreamingSpotter) else "the clip model's GRU stays float"))
-    return lines + [f"run it: {run}"]
+    return lines + extra + [f"run it: {run}"]

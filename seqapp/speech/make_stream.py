@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError, positive
 from . import dataset as ds
-from .audio import SAMPLE_RATE, load_audio, word_bounds
+from .audio import SAMPLE_RATE, load_audio, read_audio, word_bounds
 
 SLOT_SECONDS, MAX_OFFSET_SECONDS = 3.0, 2.0
 MAX_MINUTES = 600  # the stream is built in memory: 10 hours is 2.3 GB of float32
@@ -43,22 +43,34 @@ def noise_files(root: Path, noise: Path | None) -> list[Path]:
     return files
 
 
-def make_stream(root: str | Path, minutes: float, seed: int = 1, keyword_share: float = 0.7,
-                max_noise: float = 0.1, noise: str | Path | None = None,
-                split: str = "testing") -> tuple[np.ndarray, list[tuple]]:
-    """(16 kHz samples, rows of (word, start_ms, end_ms)) for a stream of `minutes`."""
+def check_stream_flags(minutes: float | None, keyword_share: float, max_noise: float) -> None:
     positive("--minutes", minutes)
-    if minutes > MAX_MINUTES:
+    if minutes is not None and minutes > MAX_MINUTES:
         raise UserError(f"--minutes {minutes:g} is too long: at most {MAX_MINUTES} (build several streams instead)")
     if not 0 <= keyword_share <= 1:
         raise UserError(f"--keyword-share must be in [0, 1], got {keyword_share}")
     if not 0 <= max_noise <= 1:
         raise UserError(f"--max-noise must be in [0, 1], got {max_noise}")
+
+
+def make_stream(root: str | Path, minutes: float, seed: int = 1, keyword_share: float = 0.7,
+                max_noise: float = 0.1, noise: str | Path | None = None,
+                split: str = "testing") -> tuple[np.ndarray, list[tuple]]:
+    """(16 kHz samples, rows of (word, start_ms, end_ms)) for a stream of `minutes`."""
+    check_stream_flags(minutes, keyword_share, max_noise)
     root = Path(root)
     keywords, others = stream_sources(root, split)
     if (keyword_share > 0 and not keywords) or (keyword_share < 1 and not others):
         raise UserError(f"{root}: its test clips lack {'keywords' if not keywords else 'other words'} for a stream")
     background = ds.load_noise(noise_files(root, Path(noise) if noise else None), part="test").numpy()
+    return place_words(keywords, others, lambda c: (word_of(c), load_audio(c.path)), minutes, seed, keyword_share,
+                       max_noise, background)
+
+
+def place_words(keywords: list, others: list, load, minutes: float, seed: int, keyword_share: float,
+                max_noise: float, background: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+    """One word per 3 s slot, drawn from `keywords` (a `keyword_share` of the slots) or `others`; load(item) gives
+    (word, a 1 s clip). Over `background` noise at a volume drawn per slot from [0, max_noise]."""
     rng = np.random.default_rng(seed)
     slot = int(SLOT_SECONDS * SAMPLE_RATE)
     slots = max(1, int(minutes * 60 / SLOT_SECONDS))
@@ -66,16 +78,104 @@ def make_stream(root: str | Path, minutes: float, seed: int = 1, keyword_share: 
     rows = []
     for i in tqdm(range(slots), desc="placing words", unit="word", leave=False, dynamic_ncols=True):
         pool = keywords if rng.random() < keyword_share else others
-        clip = pool[int(rng.integers(len(pool)))]
-        audio = load_audio(clip.path)
+        word, audio = load(pool[int(rng.integers(len(pool)))])
         start, end = (int(v) for v in word_bounds(audio[None]))
         at = i * slot + int(rng.uniform(0, MAX_OFFSET_SECONDS) * SAMPLE_RATE)
         wave[at: at + SAMPLE_RATE] += audio.numpy()
-        rows.append((word_of(clip), round((at + start) * 1000 / SAMPLE_RATE), round((at + end) * 1000 / SAMPLE_RATE)))
+        rows.append((word, round((at + start) * 1000 / SAMPLE_RATE), round((at + end) * 1000 / SAMPLE_RATE)))
         if len(background) > slot:
             cut = int(rng.integers(len(background) - slot))
             wave[i * slot: (i + 1) * slot] += background[cut: cut + slot] * rng.uniform(0, max_noise)
     return np.clip(wave, -1, 1), rows
+
+
+SPEECH = "_speech_"  # the label of a running-speech span: no keyword is counted there
+GAP_SECONDS = (0.3, 1.5)
+
+
+def speech_sources(folder: Path, split: str) -> list[Path]:
+    """The long utterances of a folder: in the other-speech layout (librispeech/ inside), its split's
+    LibriSpeech files; otherwise every audio file in the folder."""
+    from . import other_speech
+
+    if (folder / "librispeech").is_dir():
+        return other_speech.files(folder, "librispeech", split)
+    if not folder.is_dir():
+        raise UserError(f"speech folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.name.lower().endswith((".wav", ".flac")))
+
+
+def speech_stream(utterances: list, minutes: float | None, seed: int, max_noise: float,
+                  background: np.ndarray, load=lambda u: u) -> tuple[np.ndarray, list[tuple]]:
+    """Long utterances back to back, 0.3-1.5 s apart, in a seeded order, over background noise at a volume
+    drawn per utterance from [0, max_noise]: once through (minutes None) or cycling until `minutes` are
+    filled. Each utterance is a row labelled _speech_."""
+    if not utterances:
+        raise UserError("no long utterances to build a speech stream from")
+    rng = np.random.default_rng(seed)
+    pieces, rows, at, total = [], [], 0, None if minutes is None else int(minutes * 60 * SAMPLE_RATE)
+    order = list(rng.permutation(len(utterances)))
+    while True:
+        if not order:
+            if total is None:
+                break
+            order = list(rng.permutation(len(utterances)))
+        audio = np.asarray(load(utterances[order.pop(0)]), dtype=np.float32)
+        gap = np.zeros(int(rng.uniform(*GAP_SECONDS) * SAMPLE_RATE), np.float32)
+        piece = np.concatenate([gap, audio])
+        if len(background) > len(piece):
+            cut = int(rng.integers(len(background) - len(piece)))
+            piece = piece + background[cut: cut + len(piece)] * rng.uniform(0, max_noise)
+        rows.append((SPEECH, round((at + len(gap)) * 1000 / SAMPLE_RATE), round((at + len(piece)) * 1000 / SAMPLE_RATE)))
+        pieces.append(piece)
+        at += len(piece)
+        if total is not None and at >= total:
+            break
+    return np.clip(np.concatenate(pieces), -1, 1), rows
+
+
+VALIDATION_MINUTES = 20
+
+
+def validation_streams(names: list[str], waves, labels, noise, other_speech_root: str, seed: int) -> list[tuple]:
+    """Streams made only from training-side data, for calibration and for choosing best.pt: [(wave tensor,
+    truth rows (word, start s, end s))]. The validation clips one word per 3 s slot (70% keywords; the other
+    words with other speech's validation words), and other speech's validation sentences back to back, twice
+    over (other gaps and noise); all over the training part of the noise."""
+    import torch
+
+    from . import other_speech
+
+    background = noise.numpy()
+    keywords = [(names[y], w) for w, y in zip(waves, labels) if not names[y].startswith("_")]
+    others = [(ds.UNKNOWN, w) for w, y in zip(waves, labels) if names[y] == ds.UNKNOWN]
+    utterances = []
+    if other_speech_root:
+        words = other_speech.isolated_words(other_speech_root, "validation")
+        others += [(ds.UNKNOWN, w) for w in ds.load_clips([ds.Clip(p, "other") for p in words], desc="other speech")[0]]
+        utterances = [u.numpy() for u in other_speech.running_speech(other_speech_root, "validation")]
+    streams = []
+    if keywords and others:
+        wave, rows = place_words(keywords, others, lambda item: item, VALIDATION_MINUTES, seed, 0.7, 0.1, background)
+        streams.append((torch.from_numpy(wave), [(w, a / 1000, b / 1000) for w, a, b in rows]))
+    for extra in (1, 2) if utterances else ():
+        wave, _ = speech_stream(utterances, None, seed + extra, 0.1, background)
+        streams.append((torch.from_numpy(wave), []))
+    return streams
+
+
+def make_speech_stream(folder: str | Path, noise: str | Path | None, minutes: float | None, seed: int = 1,
+                       max_noise: float = 0.1, split: str = "testing") -> tuple[np.ndarray, list[tuple]]:
+    """A keyword-free stream of a folder's long utterances over the held-out noise (speech_stream)."""
+    check_stream_flags(minutes, 0.0, max_noise)
+    if not noise:
+        raise UserError("a speech stream needs --noise PATH/_background_noise_ (its held-out part is used)")
+    folder = Path(folder)
+    utterances = speech_sources(folder, split)
+    if not utterances:
+        raise UserError(f"{folder}: no .wav or .flac utterances{' in its ' + split + ' split' if (folder / 'librispeech').is_dir() else ''}")
+    background = ds.load_noise(noise_files(folder, Path(noise)), part="test").numpy()
+    return speech_stream(utterances, minutes, seed, max_noise, background, load=lambda p: read_audio(p).numpy())
 
 
 def write_stream(wave: np.ndarray, rows: list[tuple], out: Path) -> Path:

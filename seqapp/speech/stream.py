@@ -195,3 +195,13 @@ class SpotterStream:
     def times(self, count: int) -> torch.Tensor:
         """The stream times (s) of the last `count` steps made."""
         return self.model.step_end_seconds(torch.arange(self.steps - count, self.steps))
+
+
+@torch.inference_mode()
+def posteriors(model, wave: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(step end times (s), posteriors (steps, classes)) of a streaming model over one recording read at once
+    (what SpotterStream gives for any chunking)."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs = torch.softmax(model(wave.float()[None].to(device))[0].float(), dim=-1).cpu().numpy()
+    return model.step_end_seconds(torch.arange(len(probs))).numpy(), probs

@@ -16,7 +16,7 @@ def score_detections(detections: list[Detection], truth: list[tuple[str, float, 
     spoken = [(word, start, end) for word, start, end in truth if word in keywords]
     claimed = [False] * len(spoken)
     found = wrong = false_alarms = 0
-    latencies = []
+    latencies, fired = [], {}
     for d in sorted(detections, key=lambda d: d.time):
         near = [i for i, (_, start, end) in enumerate(spoken)
                 if not claimed[i] and start - BEFORE_S <= d.time <= end + AFTER_S]
@@ -30,10 +30,11 @@ def score_detections(detections: list[Detection], truth: list[tuple[str, float, 
             wrong += 1
         else:
             false_alarms += 1
+            fired[d.label] = fired.get(d.label, 0) + 1
     hours = seconds / 3600
     return {  # None where a figure has nothing to count (a stream without keywords has no found rate)
         "keywords": len(spoken), "found": found, "found_rate": found / len(spoken) if spoken else None,
-        "wrong_word": wrong, "false_alarms": false_alarms,
+        "wrong_word": wrong, "false_alarms": false_alarms, "false_alarm_words": fired,
         "false_alarms_per_hour": false_alarms / hours if hours else None,
         "latency_median_s": float(np.median(latencies)) if latencies else None,
         "latency_p90_s": float(np.percentile(latencies, 90)) if latencies else None,

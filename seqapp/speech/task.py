@@ -16,7 +16,11 @@ from ..encoder import resolve_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from . import dataset as ds
+from . import mining, other_speech, synthetic
 from .audio import SAMPLE_RATE, word_bounds
+from .calibrate import calibrate, operating_point
+from .decision import DecisionConfig
+from .make_stream import validation_streams
 from .features import FeatureConfig, FrontEnd
 from .model import KeywordSpotter, KWSModelConfig, StreamingSpotter
 
@@ -51,6 +55,25 @@ class KWSConfig(Settings):
     words_per_sequence: int = 4   # slots of 1.5 s, each a word (or nothing: _silence_), over noise
     max_noise: float = 0.3        # the noise added to a training sequence has a volume drawn from [0, this]
     threshold: float = 0.7        # the decision layer's threshold, stored with the model (spot --threshold)
+    # negatives and positives beyond Speech Commands
+    other_speech: str = ""        # a folder of other speech (librispeech/, wake_words/, digits/): its training split
+    speech_share: float = 0.0     # share of _unknown_ draws that are 1 s cuts of running speech (needs other_speech)
+    speech_background: float = 0.0  # streaming: chance that running speech plays under a whole training sequence
+    synth_positives: int = 0      # synthetic voices per keyword, added to its clips
+    synth_negatives: int = 0      # synthetic other words, look-alikes and phrases, added to _unknown_
+    synth_cache: str = "data/synth_cache"
+    hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
+    hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
+    select_fa_per_hour: float = 2.0  # streaming: best.pt is the checkpoint that finds most at this rate
+    init_from: str = ""           # start from this checkpoint's weights (a mining round fine-tunes the last)
+    # the listening spotter's recipe (recipe.py): mining rounds, then a clip verifier, bundled as best.pt
+    mining_rounds: int = 0
+    mining_steps: int = 500       # fine-tuning steps per round, at lr x mining_lr_ratio
+    mining_lr_ratio: float = 0.3
+    mining_threshold: float = 0.3  # firings at this averaged posterior are mined
+    mining_sentences: int = 300   # synthesized keyword-free sentences mined besides other speech and noise
+    verifier: str = ""            # a clip preset (configs/kws_verifier.json) trained as the second stage
+    trigger: float = 0.3          # the streaming score that asks the verifier
 
     def check(self) -> "KWSConfig":
         for name in ("layers", "hidden", "batch_size", "n_mels"):
@@ -58,6 +81,15 @@ class KWSConfig(Settings):
         if not (0 <= self.silence_share < 1 and 0 <= self.unknown_share < 1 and self.silence_share + self.unknown_share < 1):
             raise UserError("silence_share and unknown_share must be in [0, 1) and add up to less than 1")
         positive("--epochs", self.epochs)
+        for name in ("speech_share", "speech_background", "hard_negative_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if (self.speech_share or self.speech_background) and not self.other_speech:
+            raise UserError("--speech-share and --speech-background need --other-speech FOLDER (running speech)")
+        if self.hard_negative_share and not self.hard_negatives:
+            raise UserError("--hard-negative-share needs --hard-negatives FILE (mined windows)")
+        positive("--synth-positives", self.synth_positives, allow_zero=True)
+        positive("--synth-negatives", self.synth_negatives, allow_zero=True)
         ds.class_names(self.classes)
         if self.streaming:
             positive("--words-per-sequence", self.words_per_sequence)
@@ -86,6 +118,18 @@ def build_model(cfg: KWSConfig) -> KeywordSpotter | StreamingSpotter:
     return model_class(cfg.model_config(), cfg.feature_config())
 
 
+def initial_weights(model, cfg: KWSConfig):
+    """The model with --init-from's weights, when given (same architecture, or one line saying not)."""
+    if cfg.init_from:
+        from .. import checkpoint
+
+        try:
+            model.load_state_dict(checkpoint.load(cfg.init_from, task="kws")["model"])
+        except RuntimeError:
+            raise UserError(f"--init-from {cfg.init_from}: its model does not match these settings") from None
+    return model
+
+
 class KWSTask:
     name = "kws"
     select_metric = "accuracy"
@@ -112,6 +156,7 @@ class KWSTask:
         self.skipped = skipped + skipped_val
         if self.skipped:
             print(f"skipped {self.skipped} unreadable clip(s) (--skip-bad-files)", file=sys.stderr)
+        self.speech, self.hard = self._add_training_sources()
         if len(self.train_labels) == 0:
             raise UserError(f"{root}: no training clips for the {cfg.classes}-class task")
         self.class_indices = [np.flatnonzero(self.train_labels == c) for c in range(len(self.names))]
@@ -121,6 +166,47 @@ class KWSTask:
             self.val_waves, self.val_labels = self.train_waves, self.train_labels
         self.val_waves, self.val_labels = ds.add_silence(self.val_waves, self.val_labels, self.names, self.noise,
                                                          cfg.seed)
+
+    def _add_training_sources(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append other speech's isolated words and the synthetic words to the training clips; return the running
+        speech (one long tensor) and the mined hard negatives (clips), drawn from in train_batch."""
+        cfg, names = self.cfg, self.names
+        waves, labels, speech, hard = [self.train_waves], [self.train_labels], torch.zeros(0), torch.zeros(0, SAMPLE_RATE)
+        unknown = names.index(ds.UNKNOWN) if ds.UNKNOWN in names else None
+        keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
+        if cfg.other_speech:
+            root = other_speech.check_root(cfg.other_speech)
+            if unknown is not None:
+                words, _ = ds.load_clips([ds.Clip(p, "other") for p in other_speech.isolated_words(root, "training")],
+                                         desc="other speech")
+                waves.append(words)
+                labels.append(np.full(len(words), unknown))
+            speech = torch.cat(other_speech.running_speech(root, "training") or [torch.zeros(0)])
+        if cfg.synth_positives:
+            clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache)
+            waves.append(clips)
+            labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
+        if cfg.synth_negatives and unknown is not None:
+            clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache)
+            waves.append(clips)
+            labels.append(np.full(len(clips), unknown))
+        if cfg.hard_negatives:
+            hard = mining.load_windows(cfg.hard_negatives)
+        self.train_waves, self.train_labels = torch.cat(waves), np.concatenate(labels).astype(np.int64)
+        return speech, hard
+
+    def draw_clip(self, label: int, pick: float, source: float) -> torch.Tensor | None:
+        """One training clip of class `label` (None for _silence_, which the caller makes). `pick` chooses within
+        the class; for _unknown_, `source` chooses running speech or a mined window by their shares."""
+        cfg = self.cfg
+        if self.names[label] == ds.UNKNOWN:
+            if source < cfg.hard_negative_share and len(self.hard):
+                return self.hard[int(pick * len(self.hard))]
+            if source >= 1 - cfg.speech_share and len(self.speech) > SAMPLE_RATE:
+                start = int(pick * (len(self.speech) - SAMPLE_RATE))
+                return self.speech[start: start + SAMPLE_RATE]
+        pool = self.class_indices[label]
+        return self.train_waves[pool[int(pick * len(pool))]] if len(pool) else None
 
     def _class_probabilities(self) -> np.ndarray:
         counts = np.array([len(i) for i in self.class_indices], dtype=np.float64)
@@ -141,7 +227,7 @@ class KWSTask:
         return max(1, math.ceil(len(self.train_labels) / (1 - share) / self.cfg.batch_size))
 
     def build_model(self) -> KeywordSpotter:
-        model = build_model(self.cfg)
+        model = initial_weights(build_model(self.cfg), self.cfg)
         model.frontend.set_noise(self.noise)
         return model
 
@@ -152,12 +238,13 @@ class KWSTask:
         labels = rng.choice(len(self.names), size=self.cfg.batch_size, p=self.probs)
         picks = rng.random(self.cfg.batch_size)
         gains = rng.uniform(0, 1, self.cfg.batch_size)
+        sources = rng.random(self.cfg.batch_size)
         mine = np.array_split(np.arange(self.cfg.batch_size), world)[rank]
         waves = torch.zeros(len(mine), SAMPLE_RATE)
         for row, i in enumerate(mine):
-            pool = self.class_indices[labels[i]]
-            if len(pool):
-                waves[row] = self.train_waves[pool[int(picks[i] * len(pool))]]
+            clip = self.draw_clip(labels[i], picks[i], sources[i])
+            if clip is not None:
+                waves[row] = clip
             elif len(self.noise) > SAMPLE_RATE:  # _silence_
                 start = int(picks[i] * (len(self.noise) - SAMPLE_RATE))
                 waves[row] = self.noise[start: start + SAMPLE_RATE] * gains[i]
@@ -196,11 +283,28 @@ class StreamKWSTask(KWSTask):
     the word, and _silence_ everywhere else. Never resetting within a sequence of several words, and seeing
     noise and silence between them, is what keeps the carried state healthy over an hour."""
 
+    select_metric = "found_at_target"
+
     def __init__(self, cfg: KWSConfig):
         super().__init__(cfg)
         self.augmenter = FrontEnd(cfg.feature_config())
         self.augmenter.set_noise(self.noise)
         self.statistics = self._feature_statistics()
+        self.val_streams = validation_streams(self.names, self.val_waves, self.val_labels, self.noise,
+                                              cfg.other_speech, cfg.seed)
+        self.calibration = None
+
+    def evaluate(self, model, ctx: EvalContext) -> dict:
+        from .spotter import Spotter, evidence
+
+        figures = super().evaluate(model, ctx)
+        spotter = Spotter(model, self.names, DecisionConfig(threshold=self.cfg.threshold))
+        self.calibration = calibrate(evidence(spotter, self.val_streams))
+        point = operating_point(self.calibration, self.cfg.select_fa_per_hour)
+        return {**figures, "found_at_target": point["found_rate"], "validation_hours": self.calibration["hours"]}
+
+    def state(self) -> dict:
+        return {**super().state(), "calibration": self.calibration}
 
     def _feature_statistics(self, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-band mean and std of the raw features of training sequences (fixed, causal normalisation)."""
@@ -216,7 +320,7 @@ class StreamKWSTask(KWSTask):
         model = build_model(self.cfg)
         model.frontend.mean.copy_(self.statistics[0])
         model.frontend.std.copy_(self.statistics[1])
-        return model
+        return initial_weights(model, self.cfg)  # a fine-tuned model keeps its statistics
 
     @property
     def steps_per_epoch(self) -> int:
@@ -233,11 +337,14 @@ class StreamKWSTask(KWSTask):
         offsets = (rng.uniform(0, MAX_OFFSET_SECONDS, (cfg.batch_size, slots)) * SAMPLE_RATE).astype(int)[mine]
         volumes = rng.uniform(0, cfg.max_noise, cfg.batch_size)[mine]
         noise_at = rng.random(cfg.batch_size)[mine]
+        sources = rng.random((cfg.batch_size, slots))[mine]
+        speech_under = rng.random(cfg.batch_size)[mine] < cfg.speech_background
+        speech_at, speech_gain = rng.random(cfg.batch_size)[mine], rng.uniform(0.05, 0.4, cfg.batch_size)[mine]
         clips = torch.zeros(len(mine) * slots, SAMPLE_RATE)
-        for row, (label, pick) in enumerate(zip(labels.flat, picks.flat)):
-            pool = self.class_indices[label]
-            if len(pool):  # _silence_ leaves the slot empty
-                clips[row] = self.train_waves[pool[int(pick * len(pool))]]
+        for row, (label, pick, source) in enumerate(zip(labels.flat, picks.flat, sources.flat)):
+            clip = self.draw_clip(label, pick, source)
+            if clip is not None:  # _silence_ leaves the slot empty
+                clips[row] = clip
         if cfg.augment:
             clips = self.augmenter.augment_wave(clips, noise=False)
         start, end = word_bounds(clips)
@@ -250,6 +357,10 @@ class StreamKWSTask(KWSTask):
         if len(self.noise) > length:
             cut = torch.from_numpy((noise_at * (len(self.noise) - length)).astype(np.int64))
             waves += self.noise[cut[:, None] + torch.arange(length)] * torch.from_numpy(volumes).float()[:, None]
+        if len(self.speech) > length:
+            for row in np.flatnonzero(speech_under):  # running speech under the words: still not a keyword
+                cut = int(speech_at[row] * (len(self.speech) - length))
+                waves[row] += self.speech[cut: cut + length] * float(speech_gain[row])
         targets = self._targets(labels, at + start, at + end, length)
         return waves, targets
 

@@ -49,7 +49,7 @@ def example_inputs(model, batch: int, seed: int = 0) -> tuple:
     return (torch.randint(0, model.cfg.vocab_size, (batch,), generator=g), *state)
 
 
-def export_lm(ckpt: dict, out: Path, int8: bool) -> list[str]:
+def export_lm(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> list[str]:
     model, tokenizer = model_from_checkpoint(ckpt)
     cfg = model.encoder.config
     names = ["tokens", "h"] + (["c"] if cfg.cell == "lstm" else [])
