@@ -45,3 +45,30 @@ def read_json_object(path: str | Path, what: str) -> dict:
     if not isinstance(values, dict) or not values:
         raise UserError(f"{path} must hold one JSON object ({what})")
     return values
+
+
+def resolve(given: dict, *config_classes) -> list:
+    """Each config: its defaults, then the --config preset, then the flags given on the command line."""
+    values = {}
+    if "config" in given:
+        path = Path(given["config"])
+        values = read_json_object(path, "config file")
+        known = {f.name: f for cls in config_classes for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise UserError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        for name, value in values.items():
+            check_type(path, name, value, known[name].default)
+    values.update({k: v for k, v in given.items() if k not in ("config", "command", "task", "resume", "handler")})
+    return [cls.from_dict(values) for cls in config_classes]
+
+
+def check_type(path, name: str, value, default) -> None:
+    """A preset value must have the type of the setting's default (an int may stand for a float)."""
+    if default is None or value is None:
+        return
+    expected = type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    ok = ok or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise UserError(f"{path}: {name} should be {expected.__name__}, got {value!r}")

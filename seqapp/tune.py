@@ -11,8 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import resolve
-from .config import parse_duration, read_json_object
+from .config import parse_duration, read_json_object, resolve
 from .errors import UserError, positive
 
 

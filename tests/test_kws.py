@@ -147,8 +147,7 @@ def test_train_evaluate_spot_through_the_cli(tmp_path, speech_commands):
     for name in ("best.pt", "last.pt", "metrics.jsonl", "curves.png", "config.json"):
         assert (out / name).exists(), name
 
-    ev = run_cli("evaluate.py", "kws", "--checkpoint", str(out / "best.pt"), "--data", str(speech_commands),
-                 "--json")
+    ev = run_main("evaluate", "kws", "--checkpoint", out / "best.pt", "--data", speech_commands, "--json")
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert set(result["per_class"]) == set(ds.class_names(12))
@@ -161,20 +160,17 @@ def test_train_evaluate_spot_through_the_cli(tmp_path, speech_commands):
     mine.mkdir()
     sf.write(mine / "a.wav", np.stack([tone(300, 1.2, 44100)] * 2, axis=1), 44100)
     sf.write(mine / "b.wav", tone(2100, 0.7, 8000), 8000)
-    spot = run_cli("-m", "seqapp", "spot", "--checkpoint", str(out / "best.pt"), str(mine), "--top-k", "3",
-                   "--json")
+    spot = run_main("spot", "--checkpoint", out / "best.pt", mine, "--top-k", "3", "--json")
     assert spot.returncode == 0, spot.stderr
     labels = json.loads(spot.stdout)
     assert [r["file"].split("/")[-1] for r in labels] == ["a.wav", "b.wav"]
     assert all(len(r["top"]) == 3 and r["label"] == r["top"][0]["label"] for r in labels)
-    text = run_cli("-m", "seqapp", "spot", "--checkpoint", str(out / "best.pt"), str(mine / "a.wav"))
+    text = run_main("spot", "--checkpoint", out / "best.pt", mine / "a.wav")
     assert text.returncode == 0 and "a.wav" in text.stdout
 
     (mine / "bad.wav").write_bytes(b"nope")
-    assert_one_line_error(run_cli("-m", "seqapp", "spot", "--checkpoint", str(out / "best.pt"), str(mine)),
-                          "bad.wav")
-    assert_one_line_error(run_cli("-m", "seqapp", "generate", "--checkpoint", str(out / "best.pt")),
-                          "'kws' checkpoint")
+    assert_one_line_error(run_main("spot", "--checkpoint", out / "best.pt", mine), "bad.wav")
+    assert_one_line_error(run_main("generate", "--checkpoint", out / "best.pt"), "'kws' checkpoint")
 
 
 def test_evaluate_takes_the_canonical_test_layout(tmp_path, speech_commands):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from seqapp.cli import resolve
+from seqapp.config import resolve
 from seqapp.speech.task import KWSConfig, build_model
 from seqapp.text.model import LanguageModel
 from seqapp.text.task import LMConfig, model_config

@@ -374,7 +374,7 @@ def evaluate_stream(args) -> None:
     from ..errors import UserError
     from .make_stream import read_labels
     from .spotter import detections_in, load_spotter, run_stream
-    from .stream import file_blocks
+    from .stream import open_source
     from .stream_score import plot_sweep, score_detections
 
     if not args.labels:
@@ -385,7 +385,7 @@ def evaluate_stream(args) -> None:
     kept = []  # a two-stage spotter's verifier reads the audio again at each threshold of the sweep
 
     def blocks():
-        for block in file_blocks(args.stream):
+        for block in open_source(args.stream):
             if spotter.verifier is not None:
                 kept.append((np.clip(block, -1, 1) * 32767).astype(np.int16))
             yield block

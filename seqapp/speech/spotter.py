@@ -64,7 +64,8 @@ class Spotter:
 
 @dataclass
 class AudioHistory:
-    """The last `keep` samples of a stream (all of it when keep is 0); audio[0] is stream sample `offset`."""
+    """The last `keep` samples of a stream, and the block just added (all of it when keep is 0); audio[0] is
+    stream sample `offset`."""
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     offset: int = 0
     keep: int = 0
@@ -72,8 +73,8 @@ class AudioHistory:
     def add(self, block: np.ndarray) -> None:
         total = self.offset + len(self.audio) + len(block)
         self.audio = np.concatenate([self.audio, block])
-        if self.keep and len(self.audio) > self.keep:
-            self.audio = self.audio[-self.keep:]
+        if self.keep and len(self.audio) > self.keep + len(block):
+            self.audio = self.audio[-(self.keep + len(block)):]
         self.offset = total - len(self.audio)
 
 

@@ -14,7 +14,8 @@ import torch
 from ..errors import UserError
 from .audio import SAMPLE_RATE, check_format, checked_path, finite, readable
 
-BLOCK_SECONDS = 0.1
+BLOCK_SECONDS = 0.1       # what live audio (a pipe, the microphone) is read in
+FILE_BLOCK_SECONDS = 1.0  # a file is all there: bigger blocks, fewer calls, the same posteriors
 
 
 class Resampler:
@@ -127,7 +128,7 @@ def open_source(spec: str) -> Iterator[np.ndarray]:
     """`-` for standard input, else a file path."""
     if spec == "-":
         return pipe_blocks(sys.stdin.buffer)
-    return file_blocks(spec)
+    return file_blocks(spec, FILE_BLOCK_SECONDS)
 
 
 def microphone_blocks(block_seconds: float = BLOCK_SECONDS, device=None) -> Iterator[np.ndarray]:

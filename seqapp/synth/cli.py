@@ -83,7 +83,7 @@ def evaluate_synth(args) -> None:
 
 def gradients(args) -> None:
     from .. import checkpoint
-    from ..cli import resolve
+    from ..config import resolve
     from ..errors import positive
     from .gradients import init_and_trained, plot_gradients
     from .task import SynthConfig, model_from_checkpoint
