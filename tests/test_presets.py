@@ -22,6 +22,12 @@ def test_preset_builds(path):
     else:
         task_cfg, train_cfg = resolve({"config": str(path)}, KWSConfig, TrainConfig)
         build_model(task_cfg.check())
+        if task_cfg.verifier:  # the second stage's preset ships too, and builds a clip model
+            from seqapp.speech.recipe import verifier_settings
+
+            clip_cfg, clip_train = verifier_settings(task_cfg, str(path.parents[1] / task_cfg.verifier))
+            assert build_model(clip_cfg.check()).cfg.bidirectional and not clip_cfg.streaming
+            clip_train.check()
     train_cfg.check()
     assert train_cfg.out.startswith("runs/")
 
