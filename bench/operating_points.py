@@ -34,6 +34,7 @@ def points(path: str, streams: dict, alone: bool) -> list[dict]:
         ckpt = {k: v for k, v in ckpt.items() if k not in ("verifier", "calibration")}
     base = spotter_from_checkpoint(ckpt, path)
     runs = {p: run_stream(base, [audio], decide=False)[:2] for p, (audio, _) in streams.items()}
+    memos = {p: {} for p in streams}
     rows = []
     for rate in RATES:
         spotter = spotter_from_checkpoint(ckpt, path, false_alarms_per_hour=rate)
@@ -41,7 +42,7 @@ def points(path: str, streams: dict, alone: bool) -> list[dict]:
         row = {"false_alarms_per_hour_asked": rate}
         for p, (audio, truth) in streams.items():
             times, probs = runs[p]
-            found = detections_in(spotter, times, probs, audio if spotter.verifier is not None else None)
+            found = detections_in(spotter, times, probs, audio if spotter.verifier is not None else None, memos[p])
             row[Path(p).stem] = score_detections(found, truth, len(audio) / 16000, words)
         rows.append(row)
     return rows

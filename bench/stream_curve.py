@@ -63,8 +63,9 @@ def scorer(kind: str, path: str):
 
     def run(audio):
         times, probs, _ = run_stream(spotter, [audio], decide=False)
+        memo = {}
         return lambda t: detections_in(spotter, times, probs, audio if spotter.verifier is not None else None,
-                                       threshold=float(t), thresholds=None)
+                                       memo, threshold=float(t), thresholds=None)
     return run, spotter.names
 
 

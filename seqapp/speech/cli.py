@@ -394,8 +394,9 @@ def evaluate_stream(args) -> None:
     audio = np.concatenate(kept).astype(np.float32) / 32767 if kept else None
     seconds = float(times[-1]) if len(times) else 0.0
     keywords = [n for n in spotter.names if not n.startswith("_")]
-    result = score_detections(detections_in(spotter, times, probs, audio), truth, seconds, keywords)
-    sweep = [{"threshold": t, **score_detections(detections_in(spotter, times, probs, audio, threshold=t,
+    memo = {}
+    result = score_detections(detections_in(spotter, times, probs, audio, memo), truth, seconds, keywords)
+    sweep = [{"threshold": t, **score_detections(detections_in(spotter, times, probs, audio, memo, threshold=t,
                                                                thresholds=None), truth, seconds, keywords)}
              for t in SWEEP]
     out = Path(args.out) if args.out else Path(args.stream).parent

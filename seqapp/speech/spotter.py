@@ -17,11 +17,9 @@ import torch
 from .. import checkpoint
 from ..errors import UserError
 from .audio import SAMPLE_RATE
-from .calibrate import operating_point
-from .decision import DecisionConfig, DecisionLayer, detect
+from .calibrate import Evidence, add_stream, operating_point
+from .decision import DecisionConfig, DecisionLayer, detect, smoothed
 from .model import StreamingSpotter
-from .calibrate import Evidence, add_stream
-from .decision import smoothed
 from .stream import SpotterStream, posteriors
 
 VERIFY_ENDS_S = (0.0, 0.2)   # the verifier's 1 s windows end this long before the trigger
@@ -51,14 +49,20 @@ class Spotter:
         mapped = np.stack([probs[:, j] if j is not None else np.zeros(len(probs)) for j in order], axis=1)
         return mapped.reshape(len(end_samples), len(VERIFY_ENDS_S), -1).max(axis=1)
 
-    def verify_in(self, history: "AudioHistory"):
-        """A verify(time, class) callable over the audio `history` holds when it is called (None: one stage)."""
+    def verify_in(self, history: "AudioHistory", memo: dict | None = None):
+        """A verify(time, class) callable over the audio `history` holds when it is called (None: one stage);
+        with `memo`, answers are kept there by time (a threshold sweep over one recording asks again)."""
         if self.verifier is None:
             return None
 
         def verify(time: float, label: int) -> float:
-            end = int(round(time * SAMPLE_RATE)) - history.offset
-            return float(self.verify_scores(history.audio, [end])[0, label])
+            end = int(round(time * SAMPLE_RATE))
+            if memo is None or end not in memo:
+                scores = self.verify_scores(history.audio, [end - history.offset])[0]
+                if memo is None:
+                    return float(scores[label])
+                memo[end] = scores
+            return float(memo[end][label])
         return verify
 
 
@@ -156,13 +160,14 @@ def run_stream(spotter: Spotter, blocks, on_detection=None, decide: bool = True)
 
 
 def detections_in(spotter: Spotter, times: np.ndarray, probs: np.ndarray, audio: np.ndarray | None = None,
-                  **changes):
+                  memo: dict | None = None, **changes):
     """The detections of a whole recording's posteriors (DecisionConfig fields may be changed, e.g. a
-    threshold for a sweep); with a verifier, `audio` is the recording."""
+    threshold for a sweep); with a verifier, `audio` is the recording, and `memo` (a dict kept for the
+    recording) saves asking the verifier again at the same moment."""
     cfg = replace(spotter.decision, **changes) if changes else spotter.decision
     if spotter.verifier is not None and audio is None:
         raise ValueError("a two-stage spotter needs the recording's audio to decide")
-    verify = spotter.verify_in(AudioHistory(np.asarray(audio, np.float32))) if audio is not None else None
+    verify = spotter.verify_in(AudioHistory(np.asarray(audio, np.float32)), memo) if audio is not None else None
     return detect(times, probs, spotter.names, cfg, spotter.model.step_seconds, verify)
 
 
