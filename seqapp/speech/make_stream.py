@@ -156,11 +156,13 @@ def validation_streams(names: list[str], waves, labels, noise, other_speech_root
         others += [(ds.UNKNOWN, w) for w in ds.load_clips([ds.Clip(p, "other") for p in words], desc="other speech")[0]]
         utterances = [u.numpy() for u in other_speech.running_speech(other_speech_root, "validation")]
     streams = []
+    # each clip about twice, up to VALIDATION_MINUTES a stream (a small folder gets short streams)
+    minutes = min(VALIDATION_MINUTES, 2 * (len(keywords) + len(others)) * SLOT_SECONDS / 60)
     if keywords and others:
-        wave, rows = place_words(keywords, others, lambda item: item, VALIDATION_MINUTES, seed, 0.7, 0.1, background)
+        wave, rows = place_words(keywords, others, lambda item: item, minutes, seed, 0.7, 0.1, background)
         streams.append((torch.from_numpy(wave), [(w, a / 1000, b / 1000) for w, a, b in rows]))
     if others:  # other words only, over louder noise (as the keyword-free test stream is built)
-        wave, _ = place_words(keywords, others, lambda item: item, VALIDATION_MINUTES, seed + 3, 0.0, 0.3, background)
+        wave, _ = place_words(keywords, others, lambda item: item, minutes, seed + 3, 0.0, 0.3, background)
         streams.append((torch.from_numpy(wave), []))
     for extra in (1, 2) if utterances else ():
         wave, _ = speech_stream(utterances, None, seed + extra, 0.1, background)
