@@ -20,9 +20,16 @@ TRIGGER = 0.3
 
 
 def calibration_streams(cfg: KWSConfig, names: list[str]) -> list[tuple]:
+    from .task import with_validation_voices, without_keywords
+
     root = Path(cfg.data)
     clips, noise_files = ds.scan(root)
+    keywords = [n for n in names if not n.startswith("_")]
+    if cfg.keywords:
+        clips = without_keywords(clips, keywords, root)
     waves, labels, _ = ds.load_labelled(ds.assign_splits(root, clips)["validation"], names, desc="validation clips")
+    if cfg.keywords:
+        waves, labels = with_validation_voices(cfg, names, waves, labels)
     return validation_streams(names, waves, labels, ds.load_noise(noise_files), cfg.other_speech, cfg.seed)
 
 

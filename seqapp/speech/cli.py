@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..cli import add_encoder_flags, add_setting, add_train_and_tune, add_train_flags, prepare_run
 from ..onnx_export import register_exporter
@@ -68,21 +69,47 @@ def register(groups, commands) -> None:
     make.add_argument("--data", help="a canonical test-set folder, or a standard folder: one word per 3 s slot")
     make.add_argument("--speech", help="instead: a folder of long utterances (or the other-speech folder, whose "
                                        "LibriSpeech split is used), back to back: a keyword-free running-speech stream")
-    make.add_argument("--split", choices=["testing", "validation"], default="testing",
-                      help="which split of a standard or other-speech folder (a test-set folder is used whole)")
+    make.add_argument("--split", choices=["testing", "validation", "all"], default="testing",
+                      help="which split of a standard or other-speech folder (a test-set folder is used whole; "
+                           "all: every clip, e.g. the real recordings of a custom keyword no spotter trained on)")
     make.add_argument("--minutes", type=float, help="the stream's length (default 10; --speech: once through)")
     make.add_argument("--seed", type=int, default=1)
     make.add_argument("--keyword-share", type=float, default=0.7, help="the share of words that are keywords")
     make.add_argument("--max-noise", type=float, default=0.1, help="background noise volume drawn from [0, this]")
     make.add_argument("--noise", help="background-noise folder (default: DATA/_background_noise_; needed with --speech)")
+    make.add_argument("--keywords", help="the keywords, comma-separated (default: Speech Commands' ten); a word "
+                                         "folder named after one (smart_mirror/) holds its clips")
     make.add_argument("--out", required=True, help="the WAV to write; the labels go beside it as .csv")
     make.set_defaults(handler=make_stream_command)
+
+    say_ = commands.add_parser("say", help="hear how the synthesizer says a keyword, in several voices, with its phonemes")
+    say_.add_argument("text", help="a keyword or phrase")
+    say_.add_argument("--voices", type=int, default=5, help="how many voices (drawn as training draws them)")
+    say_.add_argument("--seed", type=int, default=1)
+    say_.add_argument("--out", required=True, help="a folder for the WAVs")
+    say_.add_argument("--look-alikes", action="store_true", help="also list the phrases trained as its look-alikes")
+    say_.add_argument("--synth-cache", default="data/synth_cache")
+    say_.set_defaults(handler=say)
+
+    rec = commands.add_parser("record", help="record your own clips of a keyword (for train.py kws --recordings)")
+    rec.add_argument("--word", required=True, help="the keyword you will say")
+    rec.add_argument("--count", type=int, default=10, help="how many clips")
+    rec.add_argument("--out", required=True, help="the recordings folder: clips go in OUT/WORD/")
+    rec.add_argument("--seconds", type=float, default=1.5, help="the length of each clip")
+    rec.add_argument("--countdown", type=float, default=1.0, help="seconds of warning before each clip")
+    rec.add_argument("--input-device", help="a sounddevice input device name or index (default: the system's)")
+    rec.set_defaults(handler=record_command)
 
 
 def add_kws_flags(kws) -> None:
     add = lambda *flags, **kw: add_setting(kws, *flags, **kw)  # noqa: E731
     add("--data", help="Speech Commands folder (one folder per word, _background_noise_/)")
     add("--classes", type=int, choices=[12, 35])
+    add("--keywords", help="your own keywords, comma-separated (\"computer,smart mirror\"): trained from synthetic "
+                           "speech (configs/kws_custom.json unless --config)")
+    add("--recordings", help="with --keywords: a folder of your own clips, one folder per keyword (seqapp record)")
+    add("--recording-share", type=float, help="the share of a keyword's training draws that are its recordings")
+    add("--validation-voices", type=int, help="with --keywords: synthetic voices per keyword held out to validate")
     add("--features", choices=["logmel", "mfcc"])
     add_encoder_flags(kws)
     add("--bidirectional", action=argparse.BooleanOptionalAction)
@@ -101,6 +128,7 @@ def add_kws_flags(kws) -> None:
     add("--speech-background", type=float, help="streaming: chance of running speech under a training sequence")
     add("--synth-positives", type=int, help="synthetic voices per keyword added to its clips (espeak-ng, flite)")
     add("--synth-negatives", type=int, help="synthetic other words, look-alikes and phrases added to _unknown_")
+    add("--synth-rooms", type=float, help="share of synthetic clips heard in a simulated room (reverberation)")
     add("--synth-cache", help="where synthesized speech is kept between runs (default data/synth_cache)")
     add("--hard-negatives", help="a file of mined windows (seqapp mine) drawn as _unknown_")
     add("--hard-negative-share", type=float, help="share of _unknown_ draws taken from --hard-negatives")
@@ -114,6 +142,9 @@ def add_kws_flags(kws) -> None:
     add_train_flags(kws)
 
 
+CUSTOM_PRESET = Path(__file__).resolve().parents[2] / "configs" / "kws_custom.json"
+
+
 def tune_kws(args) -> None:
     from ..tune import run_tuning
     from .task import KWSConfig, KWSTask, make_task
@@ -123,12 +154,13 @@ def tune_kws(args) -> None:
 
 def train_kws(args) -> None:
     import os
-    from pathlib import Path
 
     from .. import trainer
     from .task import KWSConfig, make_task
 
     given = vars(args)
+    if "keywords" in given and "config" not in given and CUSTOM_PRESET.is_file():
+        given["config"] = str(CUSTOM_PRESET)
     cfg, train_cfg, ckpt = prepare_run("kws", given, KWSConfig, args.resume)
     cfg.seed = train_cfg.seed
     best = Path(train_cfg.out) / "best.pt"
@@ -158,7 +190,6 @@ def train_kws(args) -> None:
 
 def evaluate_kws(args) -> None:
     import json
-    from pathlib import Path
 
     from .. import checkpoint
     from ..device import pick_device
@@ -199,7 +230,6 @@ def evaluate_kws(args) -> None:
 
 
 def audio_files(paths) -> list:
-    from pathlib import Path
 
     from ..errors import UserError
     from .audio import AUDIO_SUFFIXES
@@ -299,11 +329,11 @@ def listen(args) -> None:
 
 def mine_command(args) -> None:
     import sys
-    from pathlib import Path
 
     from .. import checkpoint
     from ..errors import UserError
     from . import dataset as ds
+    from .make_stream import noise_files
     from .mining import keyword_free_audio, mine, save_windows
     from .model import StreamingSpotter
     from .task import model_from_checkpoint
@@ -313,8 +343,7 @@ def mine_command(args) -> None:
         raise UserError(f"{args.checkpoint} is a clip model: mining runs a streaming spotter")
     if not 0 < args.threshold <= 1:
         raise UserError(f"--threshold must be in (0, 1], got {args.threshold}")
-    noise = ds.load_noise(sorted(p for p in Path(args.noise).iterdir() if p.suffix.lower() in (".wav", ".flac"))) \
-        if args.noise else None
+    noise = ds.load_noise(noise_files(Path(args.noise), Path(args.noise))) if args.noise else None
     audio = keyword_free_audio([n for n in names if not n.startswith("_")], args.other_speech or "",
                                max(0, args.sentences), args.seed, args.synth_cache, noise)
     if not audio:
@@ -335,12 +364,13 @@ def bundle_command(args) -> None:
 
 
 def make_stream_command(args) -> None:
-    from pathlib import Path
 
     from ..errors import UserError
     from .dataset import KEYWORDS
+    from .keywords import parse_keywords
     from .make_stream import make_speech_stream, make_stream, write_stream
 
+    keywords = parse_keywords(args.keywords) if args.keywords else KEYWORDS
     if bool(args.data) == bool(args.speech):
         raise UserError("make-stream needs --data (words in slots) or --speech (running speech), one of them")
     if args.speech:
@@ -348,10 +378,45 @@ def make_stream_command(args) -> None:
         what = f"{len(rows)} utterances, no keywords"
     else:
         wave, rows = make_stream(args.data, 10.0 if args.minutes is None else args.minutes, args.seed,
-                                 args.keyword_share, args.max_noise, args.noise, args.split)
-        what = f"{len(rows)} words ({sum(1 for r in rows if r[0] in KEYWORDS)} keywords)"
+                                 args.keyword_share, args.max_noise, args.noise, args.split, keywords)
+        what = f"{len(rows)} words ({sum(1 for r in rows if r[0] in keywords)} keywords)"
     labels = write_stream(wave, rows, Path(args.out))
     print(f"{args.out}: {len(wave) / 16000 / 60:.1f} minutes, {what}; labels in {labels}")
+
+
+def say(args) -> None:
+    from ..errors import positive
+    from .keywords import parse_keywords
+    from .synthetic import say as say_text
+
+    positive("--voices", args.voices)
+    text = parse_keywords(args.text, "say")[0] if "," not in args.text else None
+    if text is None:
+        from ..errors import UserError
+        raise UserError("say takes one keyword or phrase (no commas)")
+    for path, voice, phonemes in say_text(text, args.voices, args.seed, args.out, args.synth_cache):
+        print(f"{path}  {voice}  [{phonemes}]")
+    if args.look_alikes:
+        from .pronounce import look_alikes
+        print("look-alikes (negatives): " + (", ".join(look_alikes(text)) or "none found in the dictionary"))
+
+
+def record_command(args) -> None:
+    from ..errors import UserError, positive
+    from .keywords import parse_keywords
+    from .recordings import record
+
+    positive("--count", args.count)
+    if not 0.5 <= args.seconds <= 5:
+        raise UserError(f"--seconds must be in [0.5, 5], got {args.seconds}")
+    if not 0 <= args.countdown <= 10:
+        raise UserError(f"--countdown must be in [0, 10], got {args.countdown}")
+    word = parse_keywords(args.word, "--word")
+    if len(word) != 1:
+        raise UserError("record takes one --word at a time")
+    device = int(args.input_device) if (args.input_device or "").isdigit() else args.input_device
+    written = record(word[0], args.count, args.out, args.seconds, args.countdown, device)
+    print(f"{len(written)} clips of {word[0]!r} in {written[0].parent}; train with --recordings {args.out}")
 
 
 def shown(value, spec: str) -> str:
@@ -366,7 +431,6 @@ SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 def evaluate_stream(args) -> None:
     import json
-    from pathlib import Path
 
     import numpy as np
     import torch

@@ -12,25 +12,28 @@ from tqdm.auto import tqdm
 from ..errors import UserError, positive
 from . import dataset as ds
 from .audio import SAMPLE_RATE, load_audio, read_audio, word_bounds
+from .keywords import keyword_of_folder
 
 SLOT_SECONDS, MAX_OFFSET_SECONDS = 3.0, 2.0
 MAX_MINUTES = 600  # the stream is built in memory: 10 hours is 2.3 GB of float32
 
 
 def word_of(clip: ds.Clip) -> str:
-    """The spoken word: the folder, or in the test set's _unknown_/ folder the prefix of the file name."""
-    return clip.path.name.split("_")[0] if clip.word == ds.UNKNOWN else clip.word
+    """The spoken word: the folder (spaces for underscores), or in the test set's _unknown_/ folder the prefix of
+    the file name."""
+    return clip.path.name.split("_")[0] if clip.word == ds.UNKNOWN else clip.word.replace("_", " ")
 
 
-def stream_sources(root: Path, split: str = "testing") -> tuple[list[ds.Clip], list[ds.Clip]]:
+def stream_sources(root: Path, split: str = "testing", keywords=ds.KEYWORDS) -> tuple[list[ds.Clip], list[ds.Clip]]:
     """(keyword clips, other-word clips) from a canonical test-set folder, or a split of a standard folder
-    (testing; validation for streams that tune the decision layer)."""
+    (testing; validation for streams that tune the decision layer). A folder is a keyword's when it is named
+    after it (smart_mirror/ for "smart mirror")."""
     clips, _ = ds.scan(root)
-    if not ds.is_test_set_layout(clips):
+    if not ds.is_test_set_layout(clips) and split != "all":
         clips = ds.assign_splits(root, clips)[split]
-    keywords = [c for c in clips if c.word in ds.KEYWORDS]
-    others = [c for c in clips if c.word not in ds.KEYWORDS and c.word != ds.SILENCE]
-    return keywords, others
+    spoken = [c for c in clips if c.word != ds.SILENCE]
+    mine = [c for c in spoken if keyword_of_folder(c.word, keywords)]
+    return mine, [c for c in spoken if not keyword_of_folder(c.word, keywords)]
 
 
 def noise_files(root: Path, noise: Path | None) -> list[Path]:
@@ -55,11 +58,12 @@ def check_stream_flags(minutes: float | None, keyword_share: float, max_noise: f
 
 def make_stream(root: str | Path, minutes: float, seed: int = 1, keyword_share: float = 0.7,
                 max_noise: float = 0.1, noise: str | Path | None = None,
-                split: str = "testing") -> tuple[np.ndarray, list[tuple]]:
-    """(16 kHz samples, rows of (word, start_ms, end_ms)) for a stream of `minutes`."""
+                split: str = "testing", keywords=ds.KEYWORDS) -> tuple[np.ndarray, list[tuple]]:
+    """(16 kHz samples, rows of (word, start_ms, end_ms)) for a stream of `minutes`; the words of `keywords`
+    (Speech Commands' ten unless given) are the keywords."""
     check_stream_flags(minutes, keyword_share, max_noise)
     root = Path(root)
-    keywords, others = stream_sources(root, split)
+    keywords, others = stream_sources(root, split, keywords)
     if (keyword_share > 0 and not keywords) or (keyword_share < 1 and not others):
         raise UserError(f"{root}: its test clips lack {'keywords' if not keywords else 'other words'} for a stream")
     background = ds.load_noise(noise_files(root, Path(noise) if noise else None), part="test").numpy()
@@ -152,7 +156,8 @@ def validation_streams(names: list[str], waves, labels, noise, other_speech_root
     others = [(ds.UNKNOWN, w) for w, y in zip(waves, labels) if names[y] == ds.UNKNOWN]
     utterances = []
     if other_speech_root:
-        words = other_speech.isolated_words(other_speech_root, "validation")
+        words = other_speech.isolated_words(other_speech_root, "validation",
+                                            exclude_words=[n for n in names if not n.startswith("_")])
         others += [(ds.UNKNOWN, w) for w in ds.load_clips([ds.Clip(p, "other") for p in words], desc="other speech")[0]]
         utterances = [u.numpy() for u in other_speech.running_speech(other_speech_root, "validation")]
     streams = []

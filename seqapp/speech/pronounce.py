@@ -77,7 +77,7 @@ def confusables(keyword: str, keywords=(), limit: int = 40, max_distance: float 
     """Common words that sound close to `keyword` (distance in (0, max_distance]), closest and most frequent
     first; never a keyword or a word pronounced exactly like one."""
     keywords = {keyword, *keywords}
-    targets = pronunciations(keyword)
+    targets = spoken_pronunciations(keyword)
     if not targets:
         return []
     found = []
@@ -88,3 +88,70 @@ def confusables(keyword: str, keywords=(), limit: int = 40, max_distance: float 
         if 0 < d <= max_distance:
             found.append((d, rank, word))
     return [w for _, _, w in sorted(found)[:limit]]
+
+
+def spoken_pronunciations(text: str) -> list[tuple[str, ...]]:
+    """Like pronunciations(), and a word CMUdict lacks is tried as two words it has (snowboy: snow boy)."""
+    words = []
+    for word in text.lower().split():
+        if word not in dictionary():
+            splits = [(word[:i], word[i:]) for i in range(2, len(word) - 1)
+                      if word[:i] in dictionary() and word[i:] in dictionary()]
+            if not splits:
+                return []
+            word = " ".join(max(splits, key=lambda s: min(len(s[0]), len(s[1]))))
+        words.append(word)
+    return pronunciations(" ".join(words))
+
+
+@lru_cache(maxsize=1)
+def _by_length(vocabulary: int = 20000) -> dict[int, list[tuple[tuple[str, ...], str]]]:
+    table: dict[int, list] = {}
+    for word in common_words(vocabulary):
+        for pron in dictionary()[word][:1]:
+            table.setdefault(len(pron), []).append((pron, word))
+    return table
+
+
+def closest_words(sounds: tuple[str, ...], limit: int = 2, max_distance: float = 0.5) -> list[str]:
+    """Common words pronounced like a run of phonemes (within `max_distance`), closest first."""
+    found = [(distance(sounds, pron), word) for n in (len(sounds) - 1, len(sounds), len(sounds) + 1)
+             if abs(n - len(sounds)) <= max_distance for pron, word in _by_length().get(n, ())]
+    return [w for d, w in sorted(found) if d <= max_distance][:limit]
+
+
+@lru_cache(maxsize=256)
+def look_alikes(keyword: str, keywords: tuple = (), limit: int = 40) -> list[str]:
+    """Words and phrases that share most of a keyword's sounds, for negatives that make a spotter careful:
+    common words one or two sounds away (computer: commuter, compute), the keyword's sounds split into two
+    words (come beauty), each word of a phrase alone or with a look-alike in its place (smart mirror: smart,
+    mirror, start mirror). Never a keyword, a phrase pronounced exactly as one, or one that begins with all of
+    a keyword's sounds (computers: its labels would tell a streaming model not to fire where it must); [] when
+    the keyword cannot be pronounced from the dictionary."""
+    keywords = {keyword, *keywords}
+    targets = spoken_pronunciations(keyword)
+    if not targets:
+        return []
+    sounds = targets[0]
+    reach = max(1.0, len(sounds) / 4)
+    found = list(confusables(keyword, keywords, limit=limit, max_distance=reach))
+    for i in range(2, len(sounds) - 1):  # the keyword's sounds as two words
+        for head in closest_words(sounds[:i], max_distance=0.5 if i < 4 else 1.0):
+            for tail in closest_words(sounds[i:], max_distance=0.5 if len(sounds) - i < 4 else 1.0):
+                found.append(f"{head} {tail}")
+    words = keyword.split()
+    if len(words) > 1:
+        found += words
+        for j, word in enumerate(words):
+            for other in confusables(word, keywords, limit=3):
+                found.append(" ".join(words[:j] + [other] + words[j + 1:]))
+    kept, seen = [], set()
+    for text in found:
+        prons = spoken_pronunciations(text)
+        if text in seen or text in keywords or not prons or any(p in _keyword_sounds(frozenset(keywords)) for p in prons):
+            continue
+        if any(p[:len(t)] == t for p in prons for t in targets):
+            continue  # computers, stopped: the whole keyword, then more; a causal model must fire before the more
+        seen.add(text)
+        kept.append(text)
+    return kept[:limit]

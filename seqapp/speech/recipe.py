@@ -40,7 +40,7 @@ def verifier_settings(cfg, path: str):
 
     preset = read_json_object(path, "verifier preset")
     shared = ("data", "other_speech", "speech_share", "synth_positives", "synth_negatives", "synth_cache",
-              "unknown_share", "seed", "classes")
+              "unknown_share", "seed", "classes", "keywords", "recordings", "recording_share", "validation_voices", "synth_rooms")
     values = {**preset, **{k: getattr(cfg, k) for k in shared}, "streaming": False}
     return KWSConfig.from_dict(values), TrainConfig.from_dict(values)
 
@@ -65,6 +65,7 @@ def saved_recipe(cfg, train_cfg, resume: bool, given: dict):
         return cfg, saved_train
     if not (cfg.streaming and (cfg.mining_rounds or cfg.verifier)):
         return None
+    cfg.check()  # before anything is written: a bad setting leaves no run folder behind
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"kws": asdict(cfg), "train": asdict(train_cfg)}, indent=2) + "\n")
     return cfg, train_cfg
@@ -79,7 +80,7 @@ def train_listening_spotter(cfg, train_cfg) -> Path:
     out = Path(train_cfg.out)
     best = stage(replace(cfg, mining_rounds=0, verifier=""), train_cfg, out / "stream")
     mined = None
-    keywords = [n for n in ds.class_names(cfg.classes) if not n.startswith("_")]
+    keywords = [n for n in cfg.names() if not n.startswith("_")]
     for r in range(1, cfg.mining_rounds + 1):
         windows = out / f"mined{r}.pt"
         if not windows.is_file():

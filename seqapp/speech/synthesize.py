@@ -133,3 +133,15 @@ def as_clips(waves: list[np.ndarray]) -> torch.Tensor:
     if not waves:
         return torch.zeros(0, SAMPLE_RATE)
     return torch.stack([fit_to_one_second(torch.from_numpy(np.ascontiguousarray(w))) for w in waves])
+
+
+def phonemes(voice: Voice, text: str) -> str:
+    """How the voice's accent pronounces `text`, in IPA (espeak-ng's; flite voices are shown in en-us)."""
+    accent = voice.name.split("+")[0] if voice.engine == "espeak-ng" else "en-us"
+    proc = subprocess.run([need("espeak-ng"), "-q", "--ipa", "-v", accent, text], capture_output=True, text=True,
+                          timeout=30)
+    return " ".join(proc.stdout.split())
+
+
+def describe(voice: Voice) -> str:
+    return f"{voice.engine} {voice.name} rate {voice.rate:g} pitch {voice.pitch:g}"

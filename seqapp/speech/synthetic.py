@@ -20,7 +20,7 @@ def negative_texts(keywords, count: int, seed: int) -> list[str]:
     """`count` texts: a third look-alikes of the keywords (each keyword's in turn), a third common words, a
     third two- or three-word phrases of common words; none is a keyword or sounds exactly like one."""
     rng = np.random.default_rng(seed)
-    look_alikes = [pronounce.confusables(k, keywords, limit=30) for k in keywords]
+    look_alikes = [pronounce.look_alikes(k, tuple(keywords), limit=30) for k in keywords]
     common = [w for w in pronounce.common_words(5000) if not pronounce.sounds_like(w, keywords)]
     texts = []
     for i in range(count):
@@ -42,10 +42,10 @@ def sentence_texts(keywords, count: int, seed: int) -> list[str]:
     return [" ".join(common[j] for j in rng.integers(len(common), size=int(rng.integers(6, 15)))) for _ in range(count)]
 
 
-def positives(keywords, per_keyword: int, seed: int, cache) -> tuple[torch.Tensor, np.ndarray]:
+def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords") -> tuple[torch.Tensor, np.ndarray]:
     """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices."""
     requests = keyword_requests(keywords, per_keyword, seed)
-    waves = synthesize([(v, t) for v, t, _ in requests], cache, desc="synthetic keywords")
+    waves = synthesize([(v, t) for v, t, _ in requests], cache, desc=desc)
     return as_clips(waves), np.array([k for _, _, k in requests], dtype=np.int64)
 
 
@@ -59,3 +59,50 @@ def sentences(keywords, count: int, seed: int, cache) -> list[np.ndarray]:
     texts = sentence_texts(keywords, count, seed)
     voices = random_voices(count, seed + 11)
     return synthesize(list(zip(voices, texts)), cache, desc="synthetic sentences")
+
+
+def say(text: str, voices: int, seed: int, out, cache) -> list[tuple]:
+    """`text` in `voices` voices drawn as training draws them, written to OUT/NN_voice.wav: [(path, voice,
+    phonemes)] (seqapp say: hear what a custom spotter will learn from)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from .audio import SAMPLE_RATE
+    from .synthesize import describe, phonemes
+
+    chosen = random_voices(voices, seed)
+    waves = synthesize([(v, text) for v in chosen], cache, desc=f"saying {text!r}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (voice, wave) in enumerate(zip(chosen, waves), 1):
+        path = folder / f"{i:02d}_{voice.engine}_{voice.name.replace('+', '_')}.wav"
+        sf.write(str(path), np.clip(wave, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+        written.append((path, describe(voice), phonemes(voice, text)))
+    return written
+
+
+def in_rooms(clips: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+    """A `share` of the clips as heard in a small simulated room: the direct sound plus a tail of exponentially
+    decaying noise (reverberation time 0.15-0.8 s, 0-12 dB below the direct sound), rescaled to the clip's peak.
+    Synthesized speech is dry, close and clean; recordings of people rarely are."""
+    from torchaudio.functional import fftconvolve
+
+    from .audio import SAMPLE_RATE
+
+    if share <= 0 or not len(clips):
+        return clips
+    rng = np.random.default_rng(seed)
+    chosen = np.flatnonzero(rng.random(len(clips)) < share)
+    length = int(0.8 * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    out = clips.clone()
+    for i in chosen:
+        rt60, level_db = rng.uniform(0.15, 0.8), rng.uniform(-12, 0)
+        tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
+        tail *= 10 ** (level_db / 20) / max(1e-9, np.sqrt(np.sum(tail ** 2)))
+        tail[0] = 1.0
+        wet = fftconvolve(clips[i], torch.from_numpy(tail).float())[: clips.shape[1]]
+        out[i] = wet * (clips[i].abs().max() / wet.abs().max().clamp_min(1e-6))
+    return out

@@ -16,10 +16,11 @@ from ..encoder import resolve_params
 from ..errors import UserError, positive
 from ..task import EvalContext
 from . import dataset as ds
-from . import mining, other_speech, synthetic
+from . import mining, other_speech, recordings, synthetic
 from .audio import SAMPLE_RATE, word_bounds
 from .calibrate import calibrate, operating_point
 from .decision import DecisionConfig
+from .keywords import class_names as keyword_classes, folder_name, keyword_of_folder, parse_keywords
 from .make_stream import validation_streams
 from .features import FeatureConfig, FrontEnd
 from .model import KeywordSpotter, KWSModelConfig, StreamingSpotter
@@ -29,6 +30,10 @@ from .model import KeywordSpotter, KWSModelConfig, StreamingSpotter
 class KWSConfig(Settings):
     data: str = "data/speech_commands"
     classes: int = 12
+    keywords: str = ""            # your own words ("computer,smart mirror"): classes are these, _silence_, _unknown_
+    recordings: str = ""          # a folder of your own clips of them (one folder per keyword: seqapp record)
+    recording_share: float = 0.25  # the share of a keyword's draws that are its recordings (10 clips count)
+    validation_voices: int = 60   # custom keywords: synthetic voices per keyword held out for validation
     features: str = "logmel"
     n_mels: int = 40
     cell: str = "gru"
@@ -62,6 +67,7 @@ class KWSConfig(Settings):
     synth_positives: int = 0      # synthetic voices per keyword, added to its clips
     synth_negatives: int = 0      # synthetic other words, look-alikes and phrases, added to _unknown_
     synth_cache: str = "data/synth_cache"
+    synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
     select_fa_per_hour: float = 2.0  # streaming: best.pt is the checkpoint that finds most at this rate
@@ -75,13 +81,17 @@ class KWSConfig(Settings):
     verifier: str = ""            # a clip preset (configs/kws_verifier.json) trained as the second stage
     trigger: float = 0.3          # the streaming score that asks the verifier
 
+    def names(self) -> list[str]:
+        """The class list: --keywords with _silence_ and _unknown_, or Speech Commands' 12 or 35 classes."""
+        return keyword_classes(parse_keywords(self.keywords)) if self.keywords else ds.class_names(self.classes)
+
     def check(self) -> "KWSConfig":
         for name in ("layers", "hidden", "batch_size", "n_mels"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name))
         if not (0 <= self.silence_share < 1 and 0 <= self.unknown_share < 1 and self.silence_share + self.unknown_share < 1):
             raise UserError("silence_share and unknown_share must be in [0, 1) and add up to less than 1")
         positive("--epochs", self.epochs)
-        for name in ("speech_share", "speech_background", "hard_negative_share"):
+        for name in ("speech_share", "speech_background", "hard_negative_share", "synth_rooms"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if (self.speech_share or self.speech_background) and not self.other_speech:
@@ -89,17 +99,23 @@ class KWSConfig(Settings):
         if self.hard_negative_share and not self.hard_negatives:
             raise UserError("--hard-negative-share needs --hard-negatives FILE (mined windows)")
         positive("--synth-positives", self.synth_positives, allow_zero=True)
+        positive("--validation-voices", self.validation_voices)
         positive("--synth-negatives", self.synth_negatives, allow_zero=True)
-        ds.class_names(self.classes)
+        names = self.names()
+        if not 0 <= self.recording_share < 1:
+            raise UserError(f"--recording-share must be in [0, 1), got {self.recording_share}")
+        if self.keywords and not (self.synth_positives or self.recordings):
+            raise UserError("--keywords needs positives: --synth-positives N (synthetic speech) and/or "
+                            "--recordings DIR (your own clips)")
         if self.streaming:
             positive("--words-per-sequence", self.words_per_sequence)
-            if self.classes != 12:
+            if ds.SILENCE not in names or ds.UNKNOWN not in names:
                 raise UserError("a streaming spotter needs the 12-class task (_silence_ and _unknown_ between words)")
         return self
 
 
     def model_config(self) -> KWSModelConfig:
-        return KWSModelConfig(len(ds.class_names(self.classes)), self.cell, self.layers, self.hidden, self.dropout,
+        return KWSModelConfig(len(self.names()), self.cell, self.layers, self.hidden, self.dropout,
                               self.bidirectional and not self.streaming, self.pooling, self.forget_bias)
 
     def feature_config(self) -> FeatureConfig:
@@ -140,13 +156,13 @@ class KWSTask:
         self.cfg = cfg.check()
         resolve_params(cfg, build_model)
         build_model(cfg)  # refuse impossible models before reading any audio
-        self.names = ds.class_names(cfg.classes)
+        self.names = cfg.names()
         root = Path(cfg.data)
         clips, noise_files = ds.scan(root)
         if ds.is_test_set_layout(clips):
             raise UserError(f"{root} is a test-set layout (_silence_/_unknown_ folders); train on the standard "
                             "layout and pass this folder to evaluate.py")
-        splits = ds.assign_splits(root, clips)
+        splits = ds.assign_splits(root, without_keywords(clips, self.keywords, root) if cfg.keywords else clips)
         self.noise = ds.load_noise(noise_files)
         skip = cfg.skip_bad_files
         self.train_waves, self.train_labels, skipped = ds.load_labelled(splits["training"], self.names, skip,
@@ -159,13 +175,21 @@ class KWSTask:
         self.speech, self.hard = self._add_training_sources()
         if len(self.train_labels) == 0:
             raise UserError(f"{root}: no training clips for the {cfg.classes}-class task")
-        self.class_indices = [np.flatnonzero(self.train_labels == c) for c in range(len(self.names))]
+        own = np.isin(np.arange(len(self.train_labels)), self.recorded)
+        self.class_indices = [np.flatnonzero((self.train_labels == c) & ~own) for c in range(len(self.names))]
+        self.own_indices = [np.flatnonzero((self.train_labels == c) & own) for c in range(len(self.names))]
         self.probs = self._class_probabilities()
         if len(self.val_labels) == 0:
             print("note: no validation clips found; validating on the training clips", file=sys.stderr)
             self.val_waves, self.val_labels = self.train_waves, self.train_labels
         self.val_waves, self.val_labels = ds.add_silence(self.val_waves, self.val_labels, self.names, self.noise,
                                                          cfg.seed)
+        if cfg.keywords:
+            self.val_waves, self.val_labels = with_validation_voices(cfg, self.names, self.val_waves, self.val_labels)
+
+    @property
+    def keywords(self) -> list[str]:
+        return [n for n in self.names if n not in (ds.SILENCE, ds.UNKNOWN)]
 
     def _add_training_sources(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Append other speech's isolated words and the synthetic words to the training clips; return the running
@@ -173,25 +197,35 @@ class KWSTask:
         cfg, names = self.cfg, self.names
         waves, labels, speech, hard = [self.train_waves], [self.train_labels], torch.zeros(0), torch.zeros(0, SAMPLE_RATE)
         unknown = names.index(ds.UNKNOWN) if ds.UNKNOWN in names else None
-        keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
+        keywords = self.keywords
         if cfg.other_speech:
             root = other_speech.check_root(cfg.other_speech)
             if unknown is not None:
-                words, _ = ds.load_clips([ds.Clip(p, "other") for p in other_speech.isolated_words(root, "training")],
-                                         desc="other speech")
+                paths = other_speech.isolated_words(root, "training", exclude_words=keywords)
+                held = [k for k in keywords if any((root / part / folder_name(k)).is_dir() for part in other_speech.ISOLATED)]
+                if held and cfg.keywords:
+                    print(f"note: {', '.join(held)} in {root} is a keyword: its clips are left out of the negatives",
+                          file=sys.stderr)
+                words, _ = ds.load_clips([ds.Clip(p, "other") for p in paths], desc="other speech")
                 waves.append(words)
                 labels.append(np.full(len(words), unknown))
             speech = torch.cat(other_speech.running_speech(root, "training") or [torch.zeros(0)])
         if cfg.synth_positives:
             clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache)
-            waves.append(clips)
+            waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 1))
             labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         if cfg.synth_negatives and unknown is not None:
             clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache)
-            waves.append(clips)
+            waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 2))
             labels.append(np.full(len(clips), unknown))
         if cfg.hard_negatives:
             hard = mining.load_windows(cfg.hard_negatives)
+        self.recorded = np.zeros(0, dtype=np.int64)  # indices of the user's own clips among the training clips
+        if cfg.recordings:
+            clips, which = recordings.load(cfg.recordings, keywords)
+            self.recorded = sum(len(w) for w in waves) + np.arange(len(clips))
+            waves.append(clips)
+            labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         self.train_waves, self.train_labels = torch.cat(waves), np.concatenate(labels).astype(np.int64)
         return speech, hard
 
@@ -205,11 +239,18 @@ class KWSTask:
             if source >= 1 - cfg.speech_share and len(self.speech) > SAMPLE_RATE:
                 start = int(pick * (len(self.speech) - SAMPLE_RATE))
                 return self.speech[start: start + SAMPLE_RATE]
-        pool = self.class_indices[label]
+        pool, own = self.class_indices[label], self.own_indices[label]
+        if len(own) and len(pool):  # the user's clips: a fixed share of the draws, however few they are
+            share = cfg.recording_share
+            if pick < share:
+                return self.train_waves[own[int(pick / share * len(own))]]
+            pick = (pick - share) / (1 - share)
+        elif len(own):
+            pool = own
         return self.train_waves[pool[int(pick * len(pool))]] if len(pool) else None
 
     def _class_probabilities(self) -> np.ndarray:
-        counts = np.array([len(i) for i in self.class_indices], dtype=np.float64)
+        counts = np.array([len(i) + len(j) for i, j in zip(self.class_indices, self.own_indices)], dtype=np.float64)
         weights = np.where(counts > 0, counts ** self.cfg.balance, 0.0)
         fixed = {name: share for name, share in ((ds.SILENCE, self.cfg.silence_share),
                                                  (ds.UNKNOWN, self.cfg.unknown_share))
@@ -265,6 +306,24 @@ class KWSTask:
 
     def state(self) -> dict:
         return {"config": asdict(self.cfg), "labels": list(self.names)}
+
+
+def without_keywords(clips: list, keywords: list[str], root) -> list:
+    """The clips, less any word folder of a custom keyword (a keyword is never a negative); says which."""
+    dropped = {c.word for c in clips if keyword_of_folder(c.word, keywords)}
+    if dropped:
+        print(f"note: {', '.join(sorted(dropped))} in {root} is a keyword: its clips are left out of the negatives",
+              file=sys.stderr)
+    return [c for c in clips if c.word not in dropped]
+
+
+def with_validation_voices(cfg: KWSConfig, names: list[str], waves: torch.Tensor, labels: np.ndarray):
+    """Validation clips of custom keywords (the pool has none): synthetic voices drawn with another seed."""
+    keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
+    clips, which = synthetic.positives(keywords, cfg.validation_voices, cfg.seed + 99991, cfg.synth_cache,
+                                       desc="validation voices")
+    return (torch.cat([waves, clips]),
+            np.concatenate([labels, np.array([names.index(keywords[k]) for k in which], dtype=np.int64)]))
 
 
 def make_task(cfg: KWSConfig):
