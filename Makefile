@@ -11,7 +11,7 @@ KWS_TEST ?= $(firstword $(wildcard ../shared/data/speech_commands_test) data/spe
 
 OTHER_SPEECH ?= $(firstword $(wildcard ../shared/data/other_speech) data/other_speech)
 
-.PHONY: train test train-kws train-kws-stream bench clean synth-tools
+.PHONY: train test train-kws train-kws-stream train-custom bench-custom bench clean synth-tools browser-tools
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ synth-tools:
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite >/dev/null; \
 	  else echo "note: install espeak-ng and flite (apt install espeak-ng flite) for synthetic speech"; fi; }
 
-test: $(VENV)/.installed synth-tools
+# Debian's chromium, for the browser tests of seqapp serve (Playwright drives it; its own browser download is
+# not needed): installed when missing and this is root, as in CI; otherwise a note, and those tests skip.
+browser-tools:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: install chromium (apt install chromium) for the browser tests"; fi; }
+
+test: $(VENV)/.installed synth-tools browser-tools
 	$(PY) -m pytest
 
 train-kws: $(VENV)/.installed
@@ -53,6 +61,21 @@ train-kws-stream: $(VENV)/.installed synth-tools
 	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --stream runs/streams/test20.wav --labels runs/streams/test20.csv
 	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --stream runs/streams/free30.wav --labels runs/streams/free30.csv
 	$(PY) evaluate.py kws --checkpoint runs/kws_stream/best.pt --stream runs/streams/speech_test.wav --labels runs/streams/speech_test.csv
+
+# A spotter of your own words from text alone (configs/kws_custom.json), and its benchmark on real voices: the
+# Picovoice benchmark's clips of the three words (the first 20 of each set aside as --recordings), over noise,
+# against the keyword-free streams of train-kws-stream; PocketSphinx beside it (pip install '.[bench]').
+CUSTOM ?= computer,jarvis,smart mirror
+train-custom: $(VENV)/.installed synth-tools
+	$(PY) train.py kws --keywords "$(CUSTOM)" --data $(KWS_DATA) --other-speech $(OTHER_SPEECH) --out runs/custom
+
+bench-custom: $(VENV)/.installed
+	$(PY) bench/wake_word_streams.py --keywords "$(CUSTOM)" --wake-words $(OTHER_SPEECH)/wake_words \
+		--noise $(KWS_DATA)/_background_noise_ --out runs/custom_bench
+	$(PY) bench/operating_points.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
+		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/points.json
+	$(PY) bench/pocketsphinx_streams.py --keywords "$(CUSTOM)" --stream runs/custom_bench/wake_words.wav \
+		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/pocketsphinx.json
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_lm.py --data $(DATA)

@@ -151,3 +151,25 @@ def make_speech_commands(root: Path, per_word: int = 6, with_lists: bool = False
 @pytest.fixture
 def speech_commands(tmp_path) -> Path:
     return make_speech_commands(tmp_path / "speech_commands", with_lists=True)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """A tiny language model and a tiny streaming spotter (on tones), and a labelled stream: what seqapp serve
+    serves in its tests."""
+    import types
+
+    tmp = tmp_path_factory.mktemp("serve")
+    text = tmp / "tiny.txt"
+    text.write_text(TEXT)
+    lm = run_main("train", "lm", "--data", text, "--out", tmp / "lm", "--hidden", "32", "--layers", "1",
+                  "--batch-size", "4", "--seq-len", "16", "--steps", "10", "--eval-every", "5", "--device", "cpu")
+    assert lm.returncode == 0, lm.stderr
+    root = make_speech_commands(tmp / "sc", per_word=8, with_lists=True)
+    kws = run_main("train", "kws", "--data", root, "--streaming", "--steps", "40", "--eval-every", "40", "--hidden",
+                   "24", "--layers", "1", "--batch-size", "8", "--words-per-sequence", "2", "--out", tmp / "kws",
+                   "--device", "cpu")
+    assert kws.returncode == 0, kws.stderr
+    made = run_main("make-stream", "--data", root, "--minutes", "0.3", "--out", tmp / "test.wav")
+    assert made.returncode == 0, made.stderr
+    return types.SimpleNamespace(lm=tmp / "lm" / "best.pt", kws=tmp / "kws" / "best.pt", wav=tmp / "test.wav", tmp=tmp)

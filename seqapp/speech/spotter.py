@@ -129,9 +129,10 @@ def spotter_from_checkpoint(ckpt: dict, path="checkpoint", threshold: float | No
     return spotter
 
 
-def run_stream(spotter: Spotter, blocks, on_detection=None, decide: bool = True):
+def run_stream(spotter: Spotter, blocks, on_detection=None, decide: bool = True, on_posteriors=None):
     """Feed blocks through the model and (with `decide`) the decision layer and verifier, as a live stream
-    runs. Returns (times, posteriors, detections)."""
+    runs; `on_posteriors(times, probs)` sees each block's posteriors as they come (a live plot). Returns
+    (times, posteriors, detections)."""
     model, names = spotter.model, spotter.names
     stream = SpotterStream(model)
     history = AudioHistory(keep=int(HISTORY_S * SAMPLE_RATE))
@@ -154,6 +155,8 @@ def run_stream(spotter: Spotter, blocks, on_detection=None, decide: bool = True)
                     on_detection(found)
         times.append(t)
         probs.append(p.astype(np.float32))
+        if on_posteriors:
+            on_posteriors(t, probs[-1])
     if not times:
         return np.zeros(0), np.zeros((0, len(names)), np.float32), detections
     return np.concatenate(times), np.concatenate(probs), detections
