@@ -3,6 +3,8 @@ it (negatives): the words that sound like each keyword, common English words, sh
 sentences for mining. Every list is a seeded function of its arguments; the audio is cached (synthesize.py)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -16,22 +18,25 @@ def keyword_requests(keywords, per_keyword: int, seed: int) -> list[tuple[Voice,
             for voice in random_voices(per_keyword, seed * 1000 + k)]
 
 
-def negative_texts(keywords, count: int, seed: int) -> list[str]:
-    """`count` texts: a third look-alikes of the keywords (each keyword's in turn), a third common words, a
-    third two- or three-word phrases of common words; none is a keyword or sounds exactly like one."""
+def negative_texts(keywords, count: int, seed: int, look_alike_share: float = 1 / 3) -> list[str]:
+    """`count` texts: a `look_alike_share` of look-alikes of the keywords (each keyword's in turn), the rest
+    common words and two- or three-word phrases of them, alternately; none is a keyword or sounds exactly
+    like one."""
     rng = np.random.default_rng(seed)
     look_alikes = [pronounce.look_alikes(k, tuple(keywords), limit=30) for k in keywords]
     common = [w for w in pronounce.common_words(5000) if not pronounce.sounds_like(w, keywords)]
-    texts = []
+    texts, alike, other = [], 0, 0
     for i in range(count):
-        kind = i % 3
-        if kind == 0 and any(look_alikes):
-            pool = look_alikes[(i // 3) % len(look_alikes)] or common
+        if math.ceil(i * look_alike_share) < math.ceil((i + 1) * look_alike_share) and any(look_alikes):
+            pool = look_alikes[alike % len(look_alikes)] or common
             texts.append(pool[rng.integers(len(pool))])
-        elif kind == 1:
+            alike += 1
+            continue
+        if other % 2 == 0:
             texts.append(common[min(len(common) - 1, int(rng.pareto(1.0) * 50))])  # frequent words more often
         else:
             texts.append(" ".join(common[j] for j in rng.integers(len(common), size=int(rng.integers(2, 4)))))
+        other += 1
     return texts
 
 
@@ -49,8 +54,8 @@ def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthet
     return as_clips(waves), np.array([k for _, _, k in requests], dtype=np.int64)
 
 
-def negatives(keywords, count: int, seed: int, cache) -> torch.Tensor:
-    texts = negative_texts(keywords, count, seed)
+def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 1 / 3) -> torch.Tensor:
+    texts = negative_texts(keywords, count, seed, look_alike_share)
     voices = random_voices(count, seed + 7)
     return as_clips(synthesize(list(zip(voices, texts)), cache, desc="synthetic other words"))
 

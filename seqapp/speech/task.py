@@ -68,6 +68,7 @@ class KWSConfig(Settings):
     synth_negatives: int = 0      # synthetic other words, look-alikes and phrases, added to _unknown_
     synth_cache: str = "data/synth_cache"
     synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
+    look_alike_share: float = 1 / 3  # share of the synthetic negatives that are look-alikes of the keywords
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
     select_fa_per_hour: float = 2.0  # streaming: best.pt is the checkpoint that finds most at this rate
@@ -91,7 +92,7 @@ class KWSConfig(Settings):
         if not (0 <= self.silence_share < 1 and 0 <= self.unknown_share < 1 and self.silence_share + self.unknown_share < 1):
             raise UserError("silence_share and unknown_share must be in [0, 1) and add up to less than 1")
         positive("--epochs", self.epochs)
-        for name in ("speech_share", "speech_background", "hard_negative_share", "synth_rooms"):
+        for name in ("speech_share", "speech_background", "hard_negative_share", "synth_rooms", "look_alike_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if (self.speech_share or self.speech_background) and not self.other_speech:
@@ -215,7 +216,7 @@ class KWSTask:
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 1))
             labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         if cfg.synth_negatives and unknown is not None:
-            clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache)
+            clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache, cfg.look_alike_share)
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 2))
             labels.append(np.full(len(clips), unknown))
         if cfg.hard_negatives:
