@@ -125,3 +125,24 @@ def test_a_dropped_file_shows_its_detections_and_a_bad_one_its_error(page, serve
     assert rows(page, "file-detections") == as_rows([json.loads(line) for line in spot.stdout.splitlines()])
     assert page.is_visible("#file-json")
     screenshot(page, "file")
+
+
+def test_clips_recorded_on_the_page_download_as_a_zip_recordings_reads(page, tmp_path):
+    import zipfile
+
+    from seqapp.speech import recordings
+
+    page.click("#tab-record")
+    page.fill("#record-word", "Smart Mirror")
+    page.fill("#record-count", "2")
+    page.click("#record-start")
+    page.wait_for_selector("#clips li:nth-child(2)", timeout=20000)
+    with page.expect_download() as download:
+        page.click("#record-zip")
+    archive = tmp_path / download.value.suggested_filename
+    download.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        assert z.namelist() == ["smart_mirror/smart_mirror_001.wav", "smart_mirror/smart_mirror_002.wav"]
+        z.extractall(tmp_path / "clips")
+    clips, which = recordings.load(tmp_path / "clips", ["computer", "smart mirror"])
+    assert clips.shape == (2, 16000) and list(which) == [1, 1]

@@ -129,6 +129,7 @@ def add_kws_flags(kws) -> None:
     add("--synth-positives", type=int, help="synthetic voices per keyword added to its clips (espeak-ng, flite)")
     add("--synth-negatives", type=int, help="synthetic other words, look-alikes and phrases added to _unknown_")
     add("--look-alike-share", type=float, help="share of the synthetic negatives that are look-alikes (1/3)")
+    add("--synth-accents", help="espeak-ng accents of the synthetic positives, comma-separated (default: all 8)")
     add("--synth-rooms", type=float, help="share of synthetic clips heard in a simulated room (reverberation)")
     add("--synth-cache", help="where synthesized speech is kept between runs (default data/synth_cache)")
     add("--hard-negatives", help="a file of mined windows (seqapp mine) drawn as _unknown_")

@@ -59,9 +59,10 @@ def available_engines() -> tuple[str, ...]:
     return tuple(e for e in ("espeak-ng", "flite") if shutil.which(e))
 
 
-def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None) -> list[Voice]:
-    """`count` voices drawn with a seed: an engine (espeak-ng three times in four), an accent and a variant (or a
-    flite voice), a rate in [0.7, 1.4] and a pitch in [0.6, 1.6] of the defaults."""
+def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None,
+                  accents: tuple[str, ...] = ESPEAK_ACCENTS) -> list[Voice]:
+    """`count` voices drawn with a seed: an engine (espeak-ng three times in four), an accent of `accents` and a
+    variant (or a flite voice), a rate in [0.7, 1.4] and a pitch in [0.6, 1.6] of the defaults."""
     engines = engines or available_engines()
     if not engines:
         need("espeak-ng")
@@ -73,7 +74,7 @@ def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None)
             name = FLITE_VOICES[rng.integers(len(FLITE_VOICES))]
         else:
             variants = espeak_variants()
-            name = f"{ESPEAK_ACCENTS[rng.integers(len(ESPEAK_ACCENTS))]}+{variants[rng.integers(len(variants))]}"
+            name = f"{accents[rng.integers(len(accents))]}+{variants[rng.integers(len(variants))]}"
         voices.append(Voice(engine, name, round(float(rng.uniform(0.7, 1.4)), 2), round(float(rng.uniform(0.6, 1.6)), 2)))
     return voices
 

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from . import pronounce
-from .synthesize import Voice, as_clips, random_voices, synthesize
+from .synthesize import ESPEAK_ACCENTS, Voice, as_clips, random_voices, synthesize
 
 
-def keyword_requests(keywords, per_keyword: int, seed: int) -> list[tuple[Voice, str, int]]:
+def keyword_requests(keywords, per_keyword: int, seed: int, accents=ESPEAK_ACCENTS) -> list[tuple[Voice, str, int]]:
     """(voice, text, keyword index): each keyword in `per_keyword` voices."""
     return [(voice, word, k) for k, word in enumerate(keywords)
-            for voice in random_voices(per_keyword, seed * 1000 + k)]
+            for voice in random_voices(per_keyword, seed * 1000 + k, accents=accents)]
 
 
 def negative_texts(keywords, count: int, seed: int, look_alike_share: float = 1 / 3) -> list[str]:
@@ -47,9 +47,11 @@ def sentence_texts(keywords, count: int, seed: int) -> list[str]:
     return [" ".join(common[j] for j in rng.integers(len(common), size=int(rng.integers(6, 15)))) for _ in range(count)]
 
 
-def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords") -> tuple[torch.Tensor, np.ndarray]:
-    """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices."""
-    requests = keyword_requests(keywords, per_keyword, seed)
+def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords",
+              accents=ESPEAK_ACCENTS) -> tuple[torch.Tensor, np.ndarray]:
+    """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices of espeak-ng's
+    `accents` (and flite's)."""
+    requests = keyword_requests(keywords, per_keyword, seed, accents)
     waves = synthesize([(v, t) for v, t, _ in requests], cache, desc=desc)
     return as_clips(waves), np.array([k for _, _, k in requests], dtype=np.int64)
 

@@ -68,6 +68,7 @@ class KWSConfig(Settings):
     synth_negatives: int = 0      # synthetic other words, look-alikes and phrases, added to _unknown_
     synth_cache: str = "data/synth_cache"
     synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
+    synth_accents: str = ""       # espeak-ng accents of the synthetic positives, comma-separated (default: all 8)
     look_alike_share: float = 1 / 3  # share of the synthetic negatives that are look-alikes of the keywords
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
@@ -101,6 +102,7 @@ class KWSConfig(Settings):
             raise UserError("--hard-negative-share needs --hard-negatives FILE (mined windows)")
         positive("--synth-positives", self.synth_positives, allow_zero=True)
         positive("--validation-voices", self.validation_voices)
+        accents_of(self.synth_accents)
         positive("--synth-negatives", self.synth_negatives, allow_zero=True)
         names = self.names()
         if not 0 <= self.recording_share < 1:
@@ -212,7 +214,8 @@ class KWSTask:
                 labels.append(np.full(len(words), unknown))
             speech = torch.cat(other_speech.running_speech(root, "training") or [torch.zeros(0)])
         if cfg.synth_positives:
-            clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache)
+            clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache,
+                                               accents=accents_of(cfg.synth_accents))
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 1))
             labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         if cfg.synth_negatives and unknown is not None:
@@ -318,11 +321,21 @@ def without_keywords(clips: list, keywords: list[str], root) -> list:
     return [c for c in clips if c.word not in dropped]
 
 
+def accents_of(text: str) -> tuple[str, ...]:
+    from .synthesize import ESPEAK_ACCENTS
+
+    accents = tuple(a.strip() for a in text.split(",") if a.strip()) or ESPEAK_ACCENTS
+    unknown = [a for a in accents if a not in ESPEAK_ACCENTS]
+    if unknown:
+        raise UserError(f"--synth-accents: unknown accent {unknown[0]!r} (choose from {', '.join(ESPEAK_ACCENTS)})")
+    return accents
+
+
 def with_validation_voices(cfg: KWSConfig, names: list[str], waves: torch.Tensor, labels: np.ndarray):
     """Validation clips of custom keywords (the pool has none): synthetic voices drawn with another seed."""
     keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
     clips, which = synthetic.positives(keywords, cfg.validation_voices, cfg.seed + 99991, cfg.synth_cache,
-                                       desc="validation voices")
+                                       desc="validation voices", accents=accents_of(cfg.synth_accents))
     return (torch.cat([waves, clips]),
             np.concatenate([labels, np.array([names.index(keywords[k]) for k in which], dtype=np.int64)]))
 

@@ -1,0 +1,86 @@
+"""The screenshots in docs/: seqapp serve with real checkpoints in headless Chromium (Debian's, driven by
+Playwright), the microphone fed a recording.
+
+    python bench/serve_screenshots.py --lm runs/lm/best.pt --kws runs/custom/best.pt \
+        --audio runs/custom_bench/wake_words.wav --seconds 20 --out docs"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    from seqapp.speech.stream import file_blocks
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lm", required=True)
+    parser.add_argument("--kws", required=True)
+    parser.add_argument("--audio", required=True)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--prompt", default="ROMEO:")
+    parser.add_argument("--out", default="docs")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    clip = tmp / "mic.wav"
+    sf.write(str(clip), np.concatenate(list(file_blocks(args.audio)))[: int(args.seconds * 16000)], 16000,
+             subtype="PCM_16")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "seqapp", "serve", "--lm", args.lm, "--kws", args.kws, "--port",
+                               str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = Path(args.out)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={clip}"])
+            page = browser.new_page(viewport={"width": 1000, "height": 760})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("body[data-ready='1']")
+            page.click("#tab-write")
+            page.fill("#prompt", args.prompt)
+            page.fill("#length", "400")
+            page.click("#generate")
+            page.wait_for_selector("body[data-written='1']", timeout=60000)
+            page.screenshot(path=str(out / "serve_write.png"))
+            page.click("#tab-listen")
+            page.click("#listen-start")
+            page.wait_for_timeout(int(args.seconds * 1000) - 1500)
+            page.screenshot(path=str(out / "serve_listen.png"))
+            page.click("#listen-stop")
+            page.click("#tab-file")
+            page.set_input_files("#file-input", str(clip))
+            page.wait_for_selector("body[data-filed='1']", timeout=60000)
+            page.screenshot(path=str(out / "serve_file.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{out}/serve_write.png, serve_listen.png, serve_file.png")
+
+
+if __name__ == "__main__":
+    main()
