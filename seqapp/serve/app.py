@@ -327,7 +327,11 @@ async def listener_session(websocket: WebSocket, models: Models, limits: Limits,
                 closed_by = "client"
                 break
             if message.get("text") is not None:
-                if message["text"].strip() == '{"end": true}' or message["text"].strip() == '{"end":true}':
+                try:
+                    ended = json.loads(message["text"][:100]) == {"end": True}
+                except json.JSONDecodeError:
+                    ended = False
+                if ended:
                     break
                 raise UserError("send audio as binary 16-bit PCM messages, then {\"end\": true}")
             data = message.get("bytes") or b""
@@ -389,8 +393,10 @@ async def spot_upload(request: Request, models: Models, limits: Limits) -> JSONR
     waveform outline for the page, or {"error": one line} with status 400."""
     if models.spotter is None:
         return JSONResponse({"error": "no keyword spotter loaded (serve --kws CHECKPOINT)"}, status_code=400)
-    size = int(request.headers.get("content-length") or 0)
-    if size > limits.upload_bytes:
+    size = request.headers.get("content-length", "0")
+    if not size.isdigit():
+        return JSONResponse({"error": "a bad Content-Length header"}, status_code=400)
+    if int(size) > limits.upload_bytes:
         return JSONResponse({"error": f"the file is over {limits.upload_bytes // 2**20} MB"}, status_code=413)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "upload"
