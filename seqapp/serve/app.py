@@ -264,8 +264,8 @@ async def writer_session(websocket: WebSocket, models: Models, limits: Limits) -
                                        "chars_per_s": chars / max(seconds, 1e-9)})
     except UserError as e:
         await websocket.send_json({"error": str(e)})
-        await websocket.close(code=1003)
-    except WebSocketDisconnect:
+        await close_quietly(websocket, 1003)
+    except (WebSocketDisconnect, RuntimeError):  # the client left (Starlette raises RuntimeError on a late send)
         return
 
 
@@ -357,9 +357,17 @@ async def listener_session(websocket: WebSocket, models: Models, limits: Limits,
         await out.put({"done": True, "seconds": samples / SAMPLE_RATE, "compute_s": compute[0]})
         await out.put(None)
         await sender
-        await websocket.close(code=1000 if closed_by is None else 1003)
+        await close_quietly(websocket, 1000 if closed_by is None else 1003)
     else:
         sender.cancel()
+
+
+async def close_quietly(websocket: WebSocket, code: int) -> None:
+    """Close, unless the client already has."""
+    try:
+        await websocket.close(code=code)
+    except RuntimeError:
+        pass
 
 
 async def forward(websocket: WebSocket, out: asyncio.Queue) -> None:

@@ -1,0 +1,57 @@
+"""One plot for the custom-keyword benchmark: keywords missed in the real wake-word stream against false alarms
+per hour over all the keyword-free streams together, for seqapp spotters (stream_curve.py's JSON) and
+PocketSphinx (pocketsphinx_streams.py's JSON), on the same streams:
+
+    python bench/wake_word_curve.py --curve runs/custom_bench/curve.json --pocketsphinx runs/custom_bench/pocketsphinx.json \
+        --free runs/streams/free30.wav --free runs/streams/speech_test.wav --out docs/custom_keywords/curve.png"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--curve", action="append", default=[], help="stream_curve.py JSON (one or more spotters)")
+    parser.add_argument("--pocketsphinx", action="append", default=[], help="pocketsphinx_streams.py JSON")
+    parser.add_argument("--free", action="append", required=True, help="the keyword-free streams the curves used")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = {Path(f).stem: sf.info(f).duration / 3600 for f in args.free}
+    total = sum(hours.values())
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for path in args.curve:
+        for name, rows in json.loads(Path(path).read_text()).items():
+            rate = [sum(r[f"false_alarms_per_hour_{s}"] * h for s, h in hours.items()) / total for r in rows]
+            ax.plot(rate, [1 - r["found_rate"] for r in rows], "o-", markersize=3, label=f"seqapp: {name}")
+    points = sorted((r for p in args.pocketsphinx for r in json.loads(Path(p).read_text())),
+                    key=lambda r: r["sensitivity"])
+    if points:
+        ax.plot([r["false_alarms_per_hour"] for r in points], [1 - r["found_rate"] for r in points], "s--",
+                color="grey", label="PocketSphinx 5.1.1 (sensitivities " + ", ".join(f"{r['sensitivity']:g}" for r in points) + ")")
+    ax.axvline(1, color="grey", linestyle=":", lw=0.8)
+    ax.axhline(0.2, color="tab:red", linestyle=":", lw=0.8, label="target from text: 80% found at 1 FA/h")
+    ax.axhline(0.1, color="tab:green", linestyle=":", lw=0.8, label="target with 10 recordings: 90%")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"false alarms per hour ({total:.2f} h of keyword-free audio: {', '.join(hours)})")
+    ax.set_ylabel("real wake words missed (510 clips)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
