@@ -130,6 +130,8 @@ def test_caps_on_connections_and_audio_rate(served):
         with client.websocket_connect("/ws/listen"):
             with client.websocket_connect("/ws/write") as second:
                 assert "too many connections" in second.receive_json()["error"]
+            upload = client.post("/api/spot", content=served.wav.read_bytes())  # an upload counts too
+            assert upload.status_code == 503 and "too many connections" in upload.json()["error"]
     with client_for(served, audio_speed=1.0, audio_burst_s=0.5) as client, client.websocket_connect("/ws/listen") as ws:
         messages = listen(ws, pcm16(served))                           # 18 s of audio at once
         assert "faster than" in messages[-1]["error"]

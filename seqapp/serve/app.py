@@ -28,7 +28,7 @@ SAMPLE_RATE = 16000
 
 @dataclass
 class Limits:
-    connections: int = 16            # WebSocket connections at once (writers and listeners)
+    connections: int = 16            # connections at once (writers, listeners and uploads)
     frame_bytes: int = 64 * 1024     # one message: 2 s of 16-bit audio, or a request
     audio_speed: float = 2.0         # a listener may send audio at most this much faster than real time ...
     audio_burst_s: float = 5.0       # ... after a head start of this many seconds
@@ -147,7 +147,12 @@ def create_app(models: Models, limits: Limits | None = None, keep_audio: str | N
         return JSONResponse({**models.info(), "limits": limits.__dict__})
 
     async def spot_file(request: Request):
-        return await spot_upload(request, models, limits)
+        if not gate.enter():  # an upload holds a thread while it is spotted: it counts as a connection
+            return JSONResponse({"error": f"too many connections (at most {limits.connections})"}, status_code=503)
+        try:
+            return await spot_upload(request, models, limits)
+        finally:
+            gate.leave()
 
     async def write(websocket: WebSocket):
         if not origin_ok(websocket):
@@ -189,7 +194,7 @@ async def receive_json(websocket: WebSocket, limits: Limits) -> dict | None:
         return None
     text = message.get("text")
     if text is None or len(text) > limits.frame_bytes:
-        raise UserError("expected a JSON text message of at most 64 KB")
+        raise UserError(f"expected a JSON text message of at most {limits.frame_bytes // 1024} KB")
     try:
         return json.loads(text)
     except json.JSONDecodeError:

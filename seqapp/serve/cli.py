@@ -10,7 +10,7 @@ def register(groups, commands) -> None:
     serve.add_argument("--threshold", type=float, help="the spotter's decision threshold (as spot --threshold)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-connections", type=int, default=16, help="WebSocket connections at once")
+    serve.add_argument("--max-connections", type=int, default=16, help="connections at once (pages writing or listening, uploads)")
     serve.add_argument("--keep-audio", help="a folder: each listener's received audio is saved there as WAV")
     serve.set_defaults(handler=serve_command)
 
