@@ -50,8 +50,8 @@ class DecisionLayer:
         if margin[best] < 0 or time - self.last_time < self.cfg["suppression_ms"] / 1000 - 1e-6:
             return None
         score = float(average[best])
-        if self.verify is not None:
-            if time - self.last_check < self.cfg["recheck_ms"] / 1000 - 1e-6:
+        if self.verify is not None:  # below threshold² the geometric mean cannot pass: the verifier is not asked
+            if score < self.thresholds[best] ** 2 or time - self.last_check < self.cfg["recheck_ms"] / 1000 - 1e-6:
                 return None
             self.last_check = time
             score = float(np.sqrt(score * self.verify(time, best)))

@@ -65,7 +65,9 @@ class DecisionLayer:
             return None
         score = float(average[best])
         if self.verify is not None:
-            if time - self.last_check < self.cfg.recheck_ms / 1000 - 1e-6:
+            # the verifier's probability is at most 1, so below threshold² the geometric mean cannot pass:
+            # asking would be wasted work (most of a trigger episode's rise and fall)
+            if score < self.thresholds[best] ** 2 or time - self.last_check < self.cfg.recheck_ms / 1000 - 1e-6:
                 return None
             self.last_check = time
             score = float(np.sqrt(score * self.verify(time, best)))

@@ -5,7 +5,8 @@ calibrated operating curve) loaded once, then fed blocks of audio. One place for
 Two stages: the streaming model's averaged posterior crossing a low trigger threshold asks the verifier, a
 bidirectional clip model, to score the last second of audio (two windows, ending at the trigger and 0.2 s
 before it); the detection's score is the geometric mean of the two, held to the keyword's threshold. The
-verifier runs only on triggers (at most every 0.1 s while one lasts), so the work per second of audio stays
+verifier runs only on triggers (at most every 0.1 s while one lasts, and only where the streaming average is
+at least the threshold squared: below it the geometric mean cannot pass), so the work per second of audio stays
 nearly that of the streaming model alone."""
 from __future__ import annotations
 
@@ -180,8 +181,9 @@ def keyword_columns(names: list[str]) -> list[int]:
 
 def stream_scores(spotter: Spotter, wave: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(step times, the score of each keyword at each step) over a recording, for calibration: the averaged
-    posterior, or with a verifier the two-stage score wherever the verifier would be asked (every trigger step,
-    at most every recheck_ms; 0 elsewhere)."""
+    posterior, or with a verifier the two-stage score wherever the verifier could be asked (every trigger step,
+    at most every recheck_ms; 0 elsewhere). Online, steps below a keyword's threshold squared are not asked,
+    so the recheck times can differ slightly from these for a threshold above the trigger's square root."""
     cfg, columns = spotter.decision, keyword_columns(spotter.names)
     times, probs = posteriors(spotter.model, wave)
     average, counts = smoothed(probs, max(1, round(cfg.average_ms / 1000 / spotter.model.step_seconds)))
