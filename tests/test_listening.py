@@ -42,6 +42,44 @@ def test_synthesizer_says_words_and_phrases_at_16k_seeded_and_cached(tmp_path, m
     assert all(np.allclose(a, b, atol=1 / 32768) for a, b in zip(waves, again))
 
 
+@needs_espeak
+def test_synthetic_voices_speak_faster_only_when_asked():
+    from seqapp.speech.task import KWSConfig
+
+    usual, fast = synthesize.random_voices(300, seed=3), synthesize.random_voices(300, seed=3, fastest=2.0)
+    assert 0.7 <= min(v.rate for v in usual) and max(v.rate for v in usual) <= 1.4
+    assert max(v.rate for v in fast) > 1.8 and np.median([v.rate for v in fast]) > 1.2
+    assert [(v.name, v.pitch) for v in fast] == [(v.name, v.pitch) for v in usual]   # the same voices, faster
+    with pytest.raises(UserError, match="--synth-rate-max"):
+        KWSConfig(synth_rate_max=0.5).check()
+
+
+@needs_espeak
+def test_validation_negatives_are_held_out_voices_in_a_keyword_free_stream(tmp_path, monkeypatch):
+    from seqapp.speech import make_stream, synthetic
+    from seqapp.speech.task import KWSConfig, validation_negatives
+
+    asked = []
+    monkeypatch.setattr(synthetic, "synthesize", lambda requests, cache, desc="": asked.append(requests) or
+                        [np.full(8000, 0.1, np.float32) for _ in requests])
+    cfg = KWSConfig(streaming=True, synth_negatives=200, validation_negatives=200, synth_cache=str(tmp_path))
+    held_out = validation_negatives(cfg, NAMES)
+    synthetic.negatives(KEYWORDS, cfg.synth_negatives, cfg.seed, cfg.synth_cache)   # what training draws
+    validation, training = asked
+    assert held_out.shape == (200, 16000)
+    assert not {v for v, _ in validation} & {v for v, _ in training}          # no training voice
+    assert not any(pronounce.sounds_like(text, KEYWORDS) for _, text in validation)
+    assert len(validation_negatives(KWSConfig(streaming=True), NAMES)) == 0
+
+    noise = torch.zeros(16000 * 10)
+    waves, labels = torch.zeros(4, 16000), np.array([NAMES.index("yes"), NAMES.index("_unknown_")] * 2)
+    plain = make_stream.validation_streams(NAMES, waves, labels, noise, "", seed=1)
+    more = make_stream.validation_streams(NAMES, waves, labels, noise, "", seed=1, synthetic_others=held_out)
+    assert len(more) == len(plain) + 1
+    added = [(w, rows) for w, rows in more if len(w) == 200 * make_stream.SLOT_SECONDS * 16000]
+    assert len(added) == 1 and added[0][1] == []                                # keyword-free, each clip once
+
+
 def test_a_missing_synthesizer_is_one_line_saying_how_to_install(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="apt install espeak-ng"):
@@ -141,7 +179,8 @@ def test_verifier_runs_only_on_triggers_and_a_detection_needs_both_stages():
         found = detect(times, probs, NAMES, cfg, STEP, verifier(answer))
         assert asked, "the verifier was never asked"
         index = np.searchsorted(times, asked)
-        assert (average[index] >= 0.3).all()                    # only where the first stage triggers
+        assert (average[index] >= 0.3).all()                    # only where the first stage triggers ...
+        assert (average[index] >= 0.7 ** 2 - 1e-9).all()        # ... and the geometric mean could pass
         assert np.diff(asked).min() >= 0.1 - 1e-6               # at most every recheck_ms
         if expected == 0:
             assert found == []                                  # the first stage alone never detects
@@ -226,7 +265,7 @@ def listening_run(tmp_path_factory):
     train = run_main("train", "kws", "--data", root, "--streaming", "--steps", "30", "--eval-every", "15",
                      "--hidden", "24", "--layers", "1", "--batch-size", "8", "--words-per-sequence", "2",
                      "--mining-rounds", "1", "--mining-steps", "4", "--mining-sentences", "0", "--verifier", verifier,
-                     "--out", out, "--device", "cpu")
+                     "--synth-cache", tmp / "synth", "--out", out, "--device", "cpu")
     assert train.returncode == 0, train.stderr
     made = run_main("make-stream", "--data", root, "--minutes", "0.3", "--out", tmp / "test.wav")
     assert made.returncode == 0, made.stderr
@@ -254,6 +293,21 @@ def test_the_recipe_leaves_each_stage_and_a_calibrated_two_stage_bundle(listenin
     assert "verifier" in checkpoint.load(listening_run.ckpt)
     assert listening_run.ckpt.stat().st_mtime_ns > before           # bundled again, from the same stages
     assert_one_line_error(run_main("train", "kws", "--out", out, "--streaming", "--mining-rounds", "1"), "--resume")
+
+
+@needs_espeak
+def test_a_bundle_recalibrates_against_held_out_synthetic_negatives(listening_run):
+    from seqapp import checkpoint
+
+    out, rebundled = listening_run.out, listening_run.tmp / "rebundled.pt"
+    stages = ["--stream", out / "round1" / "best.pt", "--verifier", out / "verifier" / "best.pt"]
+    r = run_main("bundle", *stages, "--validation-negatives", "20", "--out", rebundled)
+    assert r.returncode == 0, r.stderr
+    hours = checkpoint.load(rebundled, task="kws")["calibration"]["hours"]
+    before = checkpoint.load(listening_run.ckpt, task="kws")["calibration"]["hours"]
+    assert hours == pytest.approx(before + 20 * 3 / 3600, abs=1e-6)     # one more stream: 20 words, 3 s each
+    assert_one_line_error(run_main("bundle", *stages, "--validation-negatives", "-1", "--out", rebundled),
+                          "--validation-negatives")
 
 
 def test_two_stage_spotting_is_the_same_from_file_pipe_microphone_and_evaluate(listening_run, monkeypatch):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import checkpoint
-from ..errors import UserError
+from ..errors import UserError, positive
 from . import dataset as ds
 from .calibrate import calibrate
 from .decision import DecisionConfig
@@ -20,7 +20,7 @@ TRIGGER = 0.3
 
 
 def calibration_streams(cfg: KWSConfig, names: list[str]) -> list[tuple]:
-    from .task import with_validation_voices, without_keywords
+    from .task import validation_negatives, with_validation_voices, without_keywords
 
     root = Path(cfg.data)
     clips, noise_files = ds.scan(root)
@@ -30,12 +30,15 @@ def calibration_streams(cfg: KWSConfig, names: list[str]) -> list[tuple]:
     waves, labels, _ = ds.load_labelled(ds.assign_splits(root, clips)["validation"], names, desc="validation clips")
     if cfg.keywords:
         waves, labels = with_validation_voices(cfg, names, waves, labels)
-    return validation_streams(names, waves, labels, ds.load_noise(noise_files), cfg.other_speech, cfg.seed)
+    return validation_streams(names, waves, labels, ds.load_noise(noise_files), cfg.other_speech, cfg.seed,
+                              validation_negatives(cfg, names))
 
 
-def write_bundle(stream_path, verifier_path, out, trigger: float = TRIGGER) -> Path:
+def write_bundle(stream_path, verifier_path, out, trigger: float = TRIGGER,
+                 validation_negatives: int | None = None) -> Path:
     """The streaming checkpoint at `stream_path` with the clip model at `verifier_path` (None: alone), its
-    curve calibrated anew, written atomically to `out`."""
+    curve calibrated anew (`validation_negatives`: that many held-out synthetic negatives instead of the
+    streaming run's), written atomically to `out`."""
     ckpt = checkpoint.load(stream_path, task="kws")
     model, names = model_from_checkpoint(ckpt)
     if not isinstance(model, StreamingSpotter):
@@ -50,6 +53,8 @@ def write_bundle(stream_path, verifier_path, out, trigger: float = TRIGGER) -> P
         if set(n for n in names if not n.startswith("_")) - set(verifier_names):
             raise UserError(f"{verifier_path} does not know every keyword of {stream_path}")
         cfg = KWSConfig.from_dict(ckpt["task_state"]["config"])
+        if validation_negatives is not None:
+            cfg.validation_negatives = positive("--validation-negatives", validation_negatives, allow_zero=True)
         spotter = Spotter(model, names, DecisionConfig(threshold=cfg.threshold, trigger=trigger), verifier.eval(),
                           verifier_names)
         print("calibrating the two stages on the validation streams ...", file=sys.stderr)

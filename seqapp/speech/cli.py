@@ -62,6 +62,8 @@ def register(groups, commands) -> None:
     bundle_.add_argument("--stream", required=True, help="a streaming checkpoint")
     bundle_.add_argument("--verifier", required=True, help="a clip checkpoint with the same keywords")
     bundle_.add_argument("--trigger", type=float, default=0.3, help="the streaming score that asks the verifier")
+    bundle_.add_argument("--validation-negatives", type=int, help="calibrate also against this many synthetic "
+                         "other words in held-out voices (default: as the streaming run validated)")
     bundle_.add_argument("--out", required=True)
     bundle_.set_defaults(handler=bundle_command)
 
@@ -130,11 +132,14 @@ def add_kws_flags(kws) -> None:
     add("--synth-negatives", type=int, help="synthetic other words, look-alikes and phrases added to _unknown_")
     add("--look-alike-share", type=float, help="share of the synthetic negatives that are look-alikes (1/3)")
     add("--synth-accents", help="espeak-ng accents of the synthetic positives, comma-separated (default: all 8)")
+    add("--synth-rate-max", type=float, help="synthetic voices speak at 0.7 to this many times the default rate (1.4)")
     add("--synth-rooms", type=float, help="share of synthetic clips heard in a simulated room (reverberation)")
     add("--synth-cache", help="where synthesized speech is kept between runs (default data/synth_cache)")
     add("--hard-negatives", help="a file of mined windows (seqapp mine) drawn as _unknown_")
     add("--hard-negative-share", type=float, help="share of _unknown_ draws taken from --hard-negatives")
     add("--select-fa-per-hour", type=float, help="streaming: keep the checkpoint that finds most at this rate")
+    add("--validation-negatives", type=int, help="streaming: synthetic other words in held-out voices in the "
+                                                 "validation streams (calibration)")
     add("--init-from", help="start from this checkpoint's weights (same settings)")
     add("--mining-rounds", type=int, help="streaming: rounds of hard-negative mining and fine-tuning after training")
     add("--mining-steps", type=int, help="fine-tuning steps per mining round")
@@ -232,7 +237,6 @@ def evaluate_kws(args) -> None:
 
 
 def audio_files(paths) -> list:
-
     from ..errors import UserError
     from .audio import AUDIO_SUFFIXES
 
@@ -362,11 +366,11 @@ def bundle_command(args) -> None:
     if not 0 < args.trigger < 1:
         from ..errors import UserError
         raise UserError(f"--trigger must be in (0, 1), got {args.trigger}")
-    print(f"{write_bundle(args.stream, args.verifier, args.out, args.trigger)}: streaming spotter + verifier")
+    out = write_bundle(args.stream, args.verifier, args.out, args.trigger, args.validation_negatives)
+    print(f"{out}: streaming spotter + verifier")
 
 
 def make_stream_command(args) -> None:
-
     from ..errors import UserError
     from .dataset import KEYWORDS
     from .keywords import parse_keywords
@@ -387,19 +391,18 @@ def make_stream_command(args) -> None:
 
 
 def say(args) -> None:
-    from ..errors import positive
+    from ..errors import UserError, positive
     from .keywords import parse_keywords
+    from .pronounce import look_alikes
     from .synthetic import say as say_text
 
     positive("--voices", args.voices)
-    text = parse_keywords(args.text, "say")[0] if "," not in args.text else None
-    if text is None:
-        from ..errors import UserError
+    if "," in args.text:
         raise UserError("say takes one keyword or phrase (no commas)")
+    text = parse_keywords(args.text, "say")[0]
     for path, voice, phonemes in say_text(text, args.voices, args.seed, args.out, args.synth_cache):
         print(f"{path}  {voice}  [{phonemes}]")
     if args.look_alikes:
-        from .pronounce import look_alikes
         print("look-alikes (negatives): " + (", ".join(look_alikes(text)) or "none found in the dictionary"))
 
 

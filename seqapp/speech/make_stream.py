@@ -141,12 +141,14 @@ def speech_stream(utterances: list, minutes: float | None, seed: int, max_noise:
 VALIDATION_MINUTES = 20
 
 
-def validation_streams(names: list[str], waves, labels, noise, other_speech_root: str, seed: int) -> list[tuple]:
+def validation_streams(names: list[str], waves, labels, noise, other_speech_root: str, seed: int,
+                       synthetic_others=()) -> list[tuple]:
     """Streams made only from training-side data, for calibration and for choosing best.pt: [(wave tensor,
     truth rows (word, start s, end s))]. The validation clips one word per 3 s slot (70% keywords; the other
     words with other speech's validation words), and other speech's validation sentences back to back, twice
-    over (other gaps and noise); the other words alone over louder noise (up to 0.3); all over the training part
-    of the noise."""
+    over (other gaps and noise); the other words alone over louder noise (up to 0.3); `synthetic_others`
+    (held-out voices of look-alikes and common words) each once, alone over louder noise; all over the
+    training part of the noise."""
     import torch
 
     from . import other_speech
@@ -168,6 +170,11 @@ def validation_streams(names: list[str], waves, labels, noise, other_speech_root
         streams.append((torch.from_numpy(wave), [(w, a / 1000, b / 1000) for w, a, b in rows]))
     if others:  # other words only, over louder noise (as the keyword-free test stream is built)
         wave, _ = place_words(keywords, others, lambda item: item, minutes, seed + 3, 0.0, 0.3, background)
+        streams.append((torch.from_numpy(wave), []))
+    if len(synthetic_others):
+        items = [(ds.UNKNOWN, w) for w in synthetic_others]
+        wave, _ = place_words([], items, lambda item: item, len(items) * SLOT_SECONDS / 60, seed + 5, 0.0, 0.3,
+                              background)
         streams.append((torch.from_numpy(wave), []))
     for extra in (1, 2) if utterances else ():
         wave, _ = speech_stream(utterances, None, seed + extra, 0.1, background)

@@ -60,9 +60,9 @@ def available_engines() -> tuple[str, ...]:
 
 
 def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None,
-                  accents: tuple[str, ...] = ESPEAK_ACCENTS) -> list[Voice]:
+                  accents: tuple[str, ...] = ESPEAK_ACCENTS, fastest: float = 1.4) -> list[Voice]:
     """`count` voices drawn with a seed: an engine (espeak-ng three times in four), an accent of `accents` and a
-    variant (or a flite voice), a rate in [0.7, 1.4] and a pitch in [0.6, 1.6] of the defaults."""
+    variant (or a flite voice), a rate in [0.7, fastest] and a pitch in [0.6, 1.6] of the defaults."""
     engines = engines or available_engines()
     if not engines:
         need("espeak-ng")
@@ -75,7 +75,7 @@ def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None,
         else:
             variants = espeak_variants()
             name = f"{accents[rng.integers(len(accents))]}+{variants[rng.integers(len(variants))]}"
-        voices.append(Voice(engine, name, round(float(rng.uniform(0.7, 1.4)), 2), round(float(rng.uniform(0.6, 1.6)), 2)))
+        voices.append(Voice(engine, name, round(float(rng.uniform(0.7, fastest)), 2), round(float(rng.uniform(0.6, 1.6)), 2)))
     return voices
 
 

@@ -4,18 +4,22 @@ sentences for mining. Every list is a seeded function of its arguments; the audi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from . import pronounce
-from .synthesize import ESPEAK_ACCENTS, Voice, as_clips, random_voices, synthesize
+from .audio import SAMPLE_RATE
+from .synthesize import ESPEAK_ACCENTS, Voice, as_clips, describe, phonemes, random_voices, synthesize
 
 
-def keyword_requests(keywords, per_keyword: int, seed: int, accents=ESPEAK_ACCENTS) -> list[tuple[Voice, str, int]]:
+def keyword_requests(keywords, per_keyword: int, seed: int, accents=ESPEAK_ACCENTS,
+                     fastest: float = 1.4) -> list[tuple[Voice, str, int]]:
     """(voice, text, keyword index): each keyword in `per_keyword` voices."""
     return [(voice, word, k) for k, word in enumerate(keywords)
-            for voice in random_voices(per_keyword, seed * 1000 + k, accents=accents)]
+            for voice in random_voices(per_keyword, seed * 1000 + k, accents=accents, fastest=fastest)]
 
 
 def negative_texts(keywords, count: int, seed: int, look_alike_share: float = 1 / 3) -> list[str]:
@@ -48,18 +52,19 @@ def sentence_texts(keywords, count: int, seed: int) -> list[str]:
 
 
 def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords",
-              accents=ESPEAK_ACCENTS) -> tuple[torch.Tensor, np.ndarray]:
+              accents=ESPEAK_ACCENTS, fastest: float = 1.4) -> tuple[torch.Tensor, np.ndarray]:
     """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices of espeak-ng's
-    `accents` (and flite's)."""
-    requests = keyword_requests(keywords, per_keyword, seed, accents)
+    `accents` (and flite's), speaking at up to `fastest` times the default rate."""
+    requests = keyword_requests(keywords, per_keyword, seed, accents, fastest)
     waves = synthesize([(v, t) for v, t, _ in requests], cache, desc=desc)
     return as_clips(waves), np.array([k for _, _, k in requests], dtype=np.int64)
 
 
-def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 1 / 3) -> torch.Tensor:
+def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 1 / 3,
+              desc: str = "synthetic other words", fastest: float = 1.4) -> torch.Tensor:
     texts = negative_texts(keywords, count, seed, look_alike_share)
-    voices = random_voices(count, seed + 7)
-    return as_clips(synthesize(list(zip(voices, texts)), cache, desc="synthetic other words"))
+    voices = random_voices(count, seed + 7, fastest=fastest)
+    return as_clips(synthesize(list(zip(voices, texts)), cache, desc=desc))
 
 
 def sentences(keywords, count: int, seed: int, cache) -> list[np.ndarray]:
@@ -71,13 +76,6 @@ def sentences(keywords, count: int, seed: int, cache) -> list[np.ndarray]:
 def say(text: str, voices: int, seed: int, out, cache) -> list[tuple]:
     """`text` in `voices` voices drawn as training draws them, written to OUT/NN_voice.wav: [(path, voice,
     phonemes)] (seqapp say: hear what a custom spotter will learn from)."""
-    from pathlib import Path
-
-    import soundfile as sf
-
-    from .audio import SAMPLE_RATE
-    from .synthesize import describe, phonemes
-
     chosen = random_voices(voices, seed)
     waves = synthesize([(v, text) for v in chosen], cache, desc=f"saying {text!r}")
     folder = Path(out)
@@ -95,8 +93,6 @@ def in_rooms(clips: torch.Tensor, share: float, seed: int) -> torch.Tensor:
     decaying noise (reverberation time 0.15-0.8 s, 0-12 dB below the direct sound), rescaled to the clip's peak.
     Synthesized speech is dry, close and clean; recordings of people rarely are."""
     from torchaudio.functional import fftconvolve
-
-    from .audio import SAMPLE_RATE
 
     if share <= 0 or not len(clips):
         return clips

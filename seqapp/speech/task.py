@@ -69,10 +69,12 @@ class KWSConfig(Settings):
     synth_cache: str = "data/synth_cache"
     synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
     synth_accents: str = ""       # espeak-ng accents of the synthetic positives, comma-separated (default: all 8)
+    synth_rate_max: float = 1.4   # synthetic voices speak at 0.7 to this many times the synthesizer's default rate
     look_alike_share: float = 1 / 3  # share of the synthetic negatives that are look-alikes of the keywords
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
     select_fa_per_hour: float = 2.0  # streaming: best.pt is the checkpoint that finds most at this rate
+    validation_negatives: int = 0  # streaming: held-out synthetic other words in the validation streams
     init_from: str = ""           # start from this checkpoint's weights (a mining round fine-tunes the last)
     # the listening spotter's recipe (recipe.py): mining rounds, then a clip verifier, bundled as best.pt
     mining_rounds: int = 0
@@ -103,7 +105,10 @@ class KWSConfig(Settings):
         positive("--synth-positives", self.synth_positives, allow_zero=True)
         positive("--validation-voices", self.validation_voices)
         accents_of(self.synth_accents)
+        if not 0.7 < self.synth_rate_max <= 3:
+            raise UserError(f"--synth-rate-max must be in (0.7, 3], got {self.synth_rate_max}")
         positive("--synth-negatives", self.synth_negatives, allow_zero=True)
+        positive("--validation-negatives", self.validation_negatives, allow_zero=True)
         names = self.names()
         if not 0 <= self.recording_share < 1:
             raise UserError(f"--recording-share must be in [0, 1), got {self.recording_share}")
@@ -177,7 +182,7 @@ class KWSTask:
             print(f"skipped {self.skipped} unreadable clip(s) (--skip-bad-files)", file=sys.stderr)
         self.speech, self.hard = self._add_training_sources()
         if len(self.train_labels) == 0:
-            raise UserError(f"{root}: no training clips for the {cfg.classes}-class task")
+            raise UserError(f"{root}: no training clips for the classes {', '.join(self.names)}")
         own = np.isin(np.arange(len(self.train_labels)), self.recorded)
         self.class_indices = [np.flatnonzero((self.train_labels == c) & ~own) for c in range(len(self.names))]
         self.own_indices = [np.flatnonzero((self.train_labels == c) & own) for c in range(len(self.names))]
@@ -215,11 +220,12 @@ class KWSTask:
             speech = torch.cat(other_speech.running_speech(root, "training") or [torch.zeros(0)])
         if cfg.synth_positives:
             clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache,
-                                               accents=accents_of(cfg.synth_accents))
+                                               accents=accents_of(cfg.synth_accents), fastest=cfg.synth_rate_max)
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 1))
             labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         if cfg.synth_negatives and unknown is not None:
-            clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache, cfg.look_alike_share)
+            clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache, cfg.look_alike_share,
+                                        fastest=cfg.synth_rate_max)
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 2))
             labels.append(np.full(len(clips), unknown))
         if cfg.hard_negatives:
@@ -335,9 +341,22 @@ def with_validation_voices(cfg: KWSConfig, names: list[str], waves: torch.Tensor
     """Validation clips of custom keywords (the pool has none): synthetic voices drawn with another seed."""
     keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
     clips, which = synthetic.positives(keywords, cfg.validation_voices, cfg.seed + 99991, cfg.synth_cache,
-                                       desc="validation voices", accents=accents_of(cfg.synth_accents))
+                                       desc="validation voices", accents=accents_of(cfg.synth_accents),
+                                       fastest=cfg.synth_rate_max)
     return (torch.cat([waves, clips]),
             np.concatenate([labels, np.array([names.index(keywords[k]) for k in which], dtype=np.int64)]))
+
+
+def validation_negatives(cfg: KWSConfig, names: list[str]) -> torch.Tensor:
+    """cfg.validation_negatives synthetic other words and look-alikes, drawn apart from training's (another seed:
+    other texts, accents, rates and pitches of the same synthesizers), for the keyword-free validation streams:
+    the few hundred real other words there leave a keyword without look-alikes (`on`, `off`) a threshold that
+    real speech passes."""
+    if not cfg.validation_negatives:
+        return torch.zeros(0, SAMPLE_RATE)
+    keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
+    return synthetic.negatives(keywords, cfg.validation_negatives, cfg.seed + 99991, cfg.synth_cache,
+                               cfg.look_alike_share, desc="validation negatives", fastest=cfg.synth_rate_max)
 
 
 def make_task(cfg: KWSConfig):
@@ -364,7 +383,7 @@ class StreamKWSTask(KWSTask):
         self.augmenter.set_noise(self.noise)
         self.statistics = self._feature_statistics()
         self.val_streams = validation_streams(self.names, self.val_waves, self.val_labels, self.noise,
-                                              cfg.other_speech, cfg.seed)
+                                              cfg.other_speech, cfg.seed, validation_negatives(cfg, self.names))
         self.calibration = None
 
     def evaluate(self, model, ctx: EvalContext) -> dict:
