@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,13 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.serving import running_server  # noqa: E402
+
 CHUNK = 640  # 40 ms
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def listener(url: str, pcm: np.ndarray, real_time: bool = True) -> dict:
@@ -118,21 +112,9 @@ def main() -> None:
 
     wave = np.concatenate(list(file_blocks(args.audio)))[: int(args.seconds * 16000)]
     pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2")
-    port = free_port()
     flags = ["--threshold", args.threshold] if args.threshold else []
-    server = subprocess.Popen([sys.executable, "-m", "seqapp", "serve", "--lm", args.lm, "--kws", args.kws, "--port",
-                               str(port), *flags], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with running_server("--lm", args.lm, "--kws", args.kws, *flags) as port:
         result = asyncio.run(load(f"ws://127.0.0.1:{port}", pcm, args.listeners, args.writers, args.chars))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     expected = cli_detections(args.kws, pcm, args.threshold)
     print(f"{args.listeners} listeners x {len(pcm) / 16000:.0f} s of audio in real time, {args.writers} writers x "
           f"{args.chars} chars, at once: {result['wall_s']:.1f} s wall")

@@ -6,19 +6,17 @@ Playwright), the microphone fed a recording.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.serving import running_server  # noqa: E402
 
 
 def main() -> None:
@@ -39,20 +37,9 @@ def main() -> None:
     clip = tmp / "mic.wav"
     sf.write(str(clip), np.concatenate(list(file_blocks(args.audio)))[: int(args.seconds * 16000)], 16000,
              subtype="PCM_16")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "seqapp", "serve", "--lm", args.lm, "--kws", args.kws, "--port",
-                               str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     out = Path(args.out)
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        with sync_playwright() as p:
+        with running_server("--lm", args.lm, "--kws", args.kws) as port, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={clip}"])
@@ -76,8 +63,6 @@ def main() -> None:
             page.screenshot(path=str(out / "serve_file.png"))
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{out}/serve_write.png, serve_listen.png, serve_file.png")
 
