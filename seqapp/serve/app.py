@@ -139,6 +139,7 @@ def create_app(models: Models, limits: Limits | None = None, keep_audio: str | N
     closes, so what the page heard can be checked against the CLI (the browser tests do)."""
     limits = limits or Limits()
     gate = Gate(limits.connections)
+    busy = f"too many connections (at most {limits.connections})"
 
     async def index(request: Request):
         return FileResponse(STATIC / "index.html")
@@ -148,37 +149,34 @@ def create_app(models: Models, limits: Limits | None = None, keep_audio: str | N
 
     async def spot_file(request: Request):
         if not gate.enter():  # an upload holds a thread while it is spotted: it counts as a connection
-            return JSONResponse({"error": f"too many connections (at most {limits.connections})"}, status_code=503)
+            return JSONResponse({"error": busy}, status_code=503)
         try:
             return await spot_upload(request, models, limits)
         finally:
             gate.leave()
 
-    async def write(websocket: WebSocket):
+    async def page_session(websocket: WebSocket, model, missing: str, run) -> None:
+        """A writer or listener: refused with one message unless its origin, its model and a free slot allow
+        it; the slot is freed however the session ends."""
         if not origin_ok(websocket):
             return await refuse(websocket, "this page's origin may not use the server")
-        if models.lm is None:
-            return await refuse(websocket, "no language model loaded (serve --lm CHECKPOINT)")
+        if model is None:
+            return await refuse(websocket, missing)
         if not gate.enter():
-            return await refuse(websocket, f"too many connections (at most {limits.connections})")
+            return await refuse(websocket, busy)
         try:
             await websocket.accept()
-            await writer_session(websocket, models, limits)
+            await run()
         finally:
             gate.leave()
 
+    async def write(websocket: WebSocket):
+        await page_session(websocket, models.lm, "no language model loaded (serve --lm CHECKPOINT)",
+                           lambda: writer_session(websocket, models, limits))
+
     async def listen(websocket: WebSocket):
-        if not origin_ok(websocket):
-            return await refuse(websocket, "this page's origin may not use the server")
-        if models.spotter is None:
-            return await refuse(websocket, "no keyword spotter loaded (serve --kws CHECKPOINT)")
-        if not gate.enter():
-            return await refuse(websocket, f"too many connections (at most {limits.connections})")
-        try:
-            await websocket.accept()
-            await listener_session(websocket, models, limits, keep_audio)
-        finally:
-            gate.leave()
+        await page_session(websocket, models.spotter, "no keyword spotter loaded (serve --kws CHECKPOINT)",
+                           lambda: listener_session(websocket, models, limits, keep_audio))
 
     routes = [Route("/", index), Route("/api/info", info), Route("/api/spot", spot_file, methods=["POST"]),
               WebSocketRoute("/ws/write", write), WebSocketRoute("/ws/listen", listen),

@@ -26,6 +26,7 @@ ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
 INSTALL = "apt install espeak-ng flite (Debian/Ubuntu), or `make synth-tools`"
 MAX_TEXT = 200  # characters: a keyword, a look-alike phrase or a short sentence
+FASTEST = 1.4   # the fastest voice drawn, relative to the synthesizer's default rate (--synth-rate-max)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def available_engines() -> tuple[str, ...]:
 
 
 def random_voices(count: int, seed: int, engines: tuple[str, ...] | None = None,
-                  accents: tuple[str, ...] = ESPEAK_ACCENTS, fastest: float = 1.4) -> list[Voice]:
+                  accents: tuple[str, ...] = ESPEAK_ACCENTS, fastest: float = FASTEST) -> list[Voice]:
     """`count` voices drawn with a seed: an engine (espeak-ng three times in four), an accent of `accents` and a
     variant (or a flite voice), a rate in [0.7, fastest] and a pitch in [0.6, 1.6] of the defaults."""
     engines = engines or available_engines()

@@ -12,11 +12,11 @@ import torch
 
 from . import pronounce
 from .audio import SAMPLE_RATE
-from .synthesize import ESPEAK_ACCENTS, Voice, as_clips, describe, phonemes, random_voices, synthesize
+from .synthesize import ESPEAK_ACCENTS, FASTEST, Voice, as_clips, describe, phonemes, random_voices, synthesize
 
 
 def keyword_requests(keywords, per_keyword: int, seed: int, accents=ESPEAK_ACCENTS,
-                     fastest: float = 1.4) -> list[tuple[Voice, str, int]]:
+                     fastest: float = FASTEST) -> list[tuple[Voice, str, int]]:
     """(voice, text, keyword index): each keyword in `per_keyword` voices."""
     return [(voice, word, k) for k, word in enumerate(keywords)
             for voice in random_voices(per_keyword, seed * 1000 + k, accents=accents, fastest=fastest)]
@@ -52,7 +52,7 @@ def sentence_texts(keywords, count: int, seed: int) -> list[str]:
 
 
 def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords",
-              accents=ESPEAK_ACCENTS, fastest: float = 1.4) -> tuple[torch.Tensor, np.ndarray]:
+              accents=ESPEAK_ACCENTS, fastest: float = FASTEST) -> tuple[torch.Tensor, np.ndarray]:
     """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices of espeak-ng's
     `accents` (and flite's), speaking at up to `fastest` times the default rate."""
     requests = keyword_requests(keywords, per_keyword, seed, accents, fastest)
@@ -61,7 +61,7 @@ def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthet
 
 
 def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 1 / 3,
-              desc: str = "synthetic other words", fastest: float = 1.4) -> torch.Tensor:
+              desc: str = "synthetic other words", fastest: float = FASTEST) -> torch.Tensor:
     texts = negative_texts(keywords, count, seed, look_alike_share)
     voices = random_voices(count, seed + 7, fastest=fastest)
     return as_clips(synthesize(list(zip(voices, texts)), cache, desc=desc))

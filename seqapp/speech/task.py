@@ -24,6 +24,7 @@ from .keywords import class_names as keyword_classes, folder_name, keyword_of_fo
 from .make_stream import validation_streams
 from .features import FeatureConfig, FrontEnd
 from .model import KeywordSpotter, KWSModelConfig, StreamingSpotter
+from .synthesize import FASTEST
 
 
 @dataclass
@@ -69,7 +70,7 @@ class KWSConfig(Settings):
     synth_cache: str = "data/synth_cache"
     synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
     synth_accents: str = ""       # espeak-ng accents of the synthetic positives, comma-separated (default: all 8)
-    synth_rate_max: float = 1.4   # synthetic voices speak at 0.7 to this many times the synthesizer's default rate
+    synth_rate_max: float = FASTEST  # synthetic voices speak at 0.7 to this many times the synthesizer's default rate
     look_alike_share: float = 1 / 3  # share of the synthetic negatives that are look-alikes of the keywords
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
