@@ -77,7 +77,7 @@ def test_validation_negatives_are_held_out_voices_in_a_keyword_free_stream(tmp_p
     more = make_stream.validation_streams(NAMES, waves, labels, noise, "", seed=1, synthetic_others=held_out)
     assert len(more) == len(plain) + 1
     added = [(w, rows) for w, rows in more if len(w) == 200 * make_stream.SLOT_SECONDS * 16000]
-    assert len(added) == 1 and added[0][1] == []                                # keyword-free, each clip once
+    assert len(added) == 1 and added[0][1] == []                                # keyword-free, a slot per clip
 
 
 def test_a_missing_synthesizer_is_one_line_saying_how_to_install(monkeypatch):

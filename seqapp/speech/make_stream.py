@@ -147,7 +147,8 @@ def validation_streams(names: list[str], waves, labels, noise, other_speech_root
     truth rows (word, start s, end s))]. The validation clips one word per 3 s slot (70% keywords; the other
     words with other speech's validation words), and other speech's validation sentences back to back, twice
     over (other gaps and noise); the other words alone over louder noise (up to 0.3); `synthetic_others`
-    (held-out voices of look-alikes and common words) each once, alone over louder noise; all over the
+    (held-out voices of look-alikes and common words) in as many slots as there are clips, alone over louder
+    noise; all over the
     training part of the noise."""
     import torch
 
