@@ -10,7 +10,7 @@ import soundfile as sf
 
 from conftest import ROOT, assert_one_line_error, make_speech_commands, run_cli, run_main, tone
 from seqapp.errors import UserError
-from seqapp.speech import pronounce, recordings, synthetic
+from seqapp.speech import pronounce, recordings, synthesize, synthetic
 from seqapp.speech.keywords import parse_keywords
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed "
@@ -52,6 +52,29 @@ def test_a_phrase_and_its_look_alikes_synthesize_seeded_and_cached(tmp_path):
     again, _ = synthetic.positives(["smart mirror"], 3, seed=2, cache=tmp_path)
     assert sorted(tmp_path.rglob("*.flac")) == made and np.allclose(clips, again, atol=1 / 32768)
     assert len(made) == 3
+
+
+def spectral_centroid(wave: np.ndarray) -> float:
+    power = np.abs(np.fft.rfft(wave)) ** 2
+    return float((np.fft.rfftfreq(len(wave), 1 / 16000) * power).sum() / power.sum())
+
+
+@needs_espeak
+def test_a_share_of_the_voices_is_the_neural_one_in_every_accent_pitch_moving_its_formants(tmp_path):
+    plain = synthesize.random_voices(200, seed=3)
+    assert plain == synthesize.random_voices(200, seed=3, draw=synthesize.VoiceDraw(neural=0))   # the cache holds
+    mixed = synthesize.random_voices(200, seed=3, draw=synthesize.VoiceDraw(neural=0.5))
+    neural = [v for v in mixed if v.engine == "piper"]
+    assert not any(v.engine == "piper" for v in plain) and 70 < len(neural) < 130
+    assert {v.name.split("+")[0] for v in neural} == set(synthesize.ESPEAK_ACCENTS)
+    assert all(0.8 <= v.pitch <= 1.25 and 0.7 <= v.rate <= 1.4 for v in neural)
+    low, high, british = (synthesize.Voice("piper", "en-us+joe", 1.0, 0.8), synthesize.Voice("piper", "en-us+joe", 1.0, 1.25),
+                          synthesize.Voice("piper", "en-gb+joe"))
+    waves = synthesize.synthesize([(low, "smart mirror"), (high, "smart mirror"), (british, "smart mirror")], tmp_path)
+    assert all(0.4 < len(w) / 16000 < 1.6 for w in waves)
+    assert abs(len(waves[0]) - len(waves[1])) / 16000 < 0.3               # the same tempo at either pitch
+    assert spectral_centroid(waves[1]) > 1.2 * spectral_centroid(waves[0])  # formants up with the pitch
+    assert "ɪ" in synthetic.phonemes(british, "smart mirror")
 
 
 @needs_espeak

@@ -133,6 +133,7 @@ def add_kws_flags(kws) -> None:
     add("--look-alike-share", type=float, help="share of the synthetic negatives that are look-alikes (1/3)")
     add("--synth-accents", help="espeak-ng accents of the synthetic positives, comma-separated (default: all 8)")
     add("--synth-rate-max", type=float, help="synthetic voices speak at 0.7 to this many times the default rate (1.4)")
+    add("--synth-neural", type=float, help="share of the synthetic voices that are the neural one (Piper's joe)")
     add("--synth-rooms", type=float, help="share of synthetic clips heard in a simulated room (reverberation)")
     add("--synth-cache", help="where synthesized speech is kept between runs (default data/synth_cache)")
     add("--hard-negatives", help="a file of mined windows (seqapp mine) drawn as _unknown_")

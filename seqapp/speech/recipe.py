@@ -41,7 +41,8 @@ def verifier_settings(cfg, path: str):
     preset = read_json_object(path, "verifier preset")
     shared = ("data", "other_speech", "speech_share", "synth_positives", "synth_negatives", "synth_cache",
               "unknown_share", "seed", "classes", "keywords", "recordings", "recording_share", "validation_voices",
-              "synth_rooms", "look_alike_share", "synth_accents", "synth_rate_max")
+              "synth_rooms", "look_alike_share", "synth_accents", "synth_rate_max",
+              "synth_neural")
     values = {**preset, **{k: getattr(cfg, k) for k in shared}, "streaming": False}
     return KWSConfig.from_dict(values), TrainConfig.from_dict(values)
 

@@ -12,14 +12,13 @@ import torch
 
 from . import pronounce
 from .audio import SAMPLE_RATE
-from .synthesize import ESPEAK_ACCENTS, FASTEST, Voice, as_clips, describe, phonemes, random_voices, synthesize
+from .synthesize import Voice, VoiceDraw, as_clips, describe, phonemes, random_voices, synthesize
 
 
-def keyword_requests(keywords, per_keyword: int, seed: int, accents=ESPEAK_ACCENTS,
-                     fastest: float = FASTEST) -> list[tuple[Voice, str, int]]:
+def keyword_requests(keywords, per_keyword: int, seed: int, draw: VoiceDraw = VoiceDraw()) -> list[tuple[Voice, str, int]]:
     """(voice, text, keyword index): each keyword in `per_keyword` voices."""
     return [(voice, word, k) for k, word in enumerate(keywords)
-            for voice in random_voices(per_keyword, seed * 1000 + k, accents=accents, fastest=fastest)]
+            for voice in random_voices(per_keyword, seed * 1000 + k, draw=draw)]
 
 
 def negative_texts(keywords, count: int, seed: int, look_alike_share: float = 1 / 3) -> list[str]:
@@ -52,24 +51,23 @@ def sentence_texts(keywords, count: int, seed: int) -> list[str]:
 
 
 def positives(keywords, per_keyword: int, seed: int, cache, desc: str = "synthetic keywords",
-              accents=ESPEAK_ACCENTS, fastest: float = FASTEST) -> tuple[torch.Tensor, np.ndarray]:
-    """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices of espeak-ng's
-    `accents` (and flite's), speaking at up to `fastest` times the default rate."""
-    requests = keyword_requests(keywords, per_keyword, seed, accents, fastest)
+              draw: VoiceDraw = VoiceDraw()) -> tuple[torch.Tensor, np.ndarray]:
+    """(clips (n, 16000), keyword indices) for every keyword in `per_keyword` synthetic voices drawn by `draw`."""
+    requests = keyword_requests(keywords, per_keyword, seed, draw)
     waves = synthesize([(v, t) for v, t, _ in requests], cache, desc=desc)
     return as_clips(waves), np.array([k for _, _, k in requests], dtype=np.int64)
 
 
 def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 1 / 3,
-              desc: str = "synthetic other words", fastest: float = FASTEST) -> torch.Tensor:
+              desc: str = "synthetic other words", draw: VoiceDraw = VoiceDraw()) -> torch.Tensor:
     texts = negative_texts(keywords, count, seed, look_alike_share)
-    voices = random_voices(count, seed + 7, fastest=fastest)
+    voices = random_voices(count, seed + 7, draw=draw)
     return as_clips(synthesize(list(zip(voices, texts)), cache, desc=desc))
 
 
-def sentences(keywords, count: int, seed: int, cache) -> list[np.ndarray]:
+def sentences(keywords, count: int, seed: int, cache, draw: VoiceDraw = VoiceDraw()) -> list[np.ndarray]:
     texts = sentence_texts(keywords, count, seed)
-    voices = random_voices(count, seed + 11)
+    voices = random_voices(count, seed + 11, draw=draw)
     return synthesize(list(zip(voices, texts)), cache, desc="synthetic sentences")
 
 

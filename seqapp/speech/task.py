@@ -71,6 +71,7 @@ class KWSConfig(Settings):
     synth_rooms: float = 0.0      # share of the synthetic clips heard in a simulated room (reverberation)
     synth_accents: str = ""       # espeak-ng accents of the synthetic positives, comma-separated (default: all 8)
     synth_rate_max: float = FASTEST  # synthetic voices speak at 0.7 to this many times the synthesizer's default rate
+    synth_neural: float = 0.0     # share of the synthetic voices that are the neural one (Piper's joe), any accent
     look_alike_share: float = 1 / 3  # share of the synthetic negatives that are look-alikes of the keywords
     hard_negatives: str = ""      # mined windows (a .pt file of clips, see mining.py), drawn as _unknown_ ...
     hard_negative_share: float = 0.0  # ... for this share of the _unknown_ draws
@@ -96,7 +97,8 @@ class KWSConfig(Settings):
         if not (0 <= self.silence_share < 1 and 0 <= self.unknown_share < 1 and self.silence_share + self.unknown_share < 1):
             raise UserError("silence_share and unknown_share must be in [0, 1) and add up to less than 1")
         positive("--epochs", self.epochs)
-        for name in ("speech_share", "speech_background", "hard_negative_share", "synth_rooms", "look_alike_share"):
+        for name in ("speech_share", "speech_background", "hard_negative_share", "synth_rooms", "look_alike_share",
+                     "synth_neural"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if (self.speech_share or self.speech_background) and not self.other_speech:
@@ -221,12 +223,12 @@ class KWSTask:
             speech = torch.cat(other_speech.running_speech(root, "training") or [torch.zeros(0)])
         if cfg.synth_positives:
             clips, which = synthetic.positives(keywords, cfg.synth_positives, cfg.seed, cfg.synth_cache,
-                                               accents=accents_of(cfg.synth_accents), fastest=cfg.synth_rate_max)
+                                               draw=voice_draw(cfg))
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 1))
             labels.append(np.array([names.index(keywords[k]) for k in which], dtype=np.int64))
         if cfg.synth_negatives and unknown is not None:
             clips = synthetic.negatives(keywords, cfg.synth_negatives, cfg.seed, cfg.synth_cache, cfg.look_alike_share,
-                                        fastest=cfg.synth_rate_max)
+                                        draw=voice_draw(cfg, negatives=True))
             waves.append(synthetic.in_rooms(clips, cfg.synth_rooms, cfg.seed + 2))
             labels.append(np.full(len(clips), unknown))
         if cfg.hard_negatives:
@@ -338,12 +340,19 @@ def accents_of(text: str) -> tuple[str, ...]:
     return accents
 
 
+def voice_draw(cfg: KWSConfig, negatives: bool = False):
+    """The synthetic voices of cfg; negatives are spoken in every accent whatever --synth-accents says."""
+    from .synthesize import ESPEAK_ACCENTS, VoiceDraw
+
+    return VoiceDraw(ESPEAK_ACCENTS if negatives else accents_of(cfg.synth_accents), cfg.synth_rate_max,
+                     cfg.synth_neural)
+
+
 def with_validation_voices(cfg: KWSConfig, names: list[str], waves: torch.Tensor, labels: np.ndarray):
     """Validation clips of custom keywords (the pool has none): synthetic voices drawn with another seed."""
     keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
     clips, which = synthetic.positives(keywords, cfg.validation_voices, cfg.seed + 99991, cfg.synth_cache,
-                                       desc="validation voices", accents=accents_of(cfg.synth_accents),
-                                       fastest=cfg.synth_rate_max)
+                                       desc="validation voices", draw=voice_draw(cfg))
     return (torch.cat([waves, clips]),
             np.concatenate([labels, np.array([names.index(keywords[k]) for k in which], dtype=np.int64)]))
 
@@ -357,7 +366,7 @@ def validation_negatives(cfg: KWSConfig, names: list[str]) -> torch.Tensor:
         return torch.zeros(0, SAMPLE_RATE)
     keywords = [n for n in names if n not in (ds.SILENCE, ds.UNKNOWN)]
     return synthetic.negatives(keywords, cfg.validation_negatives, cfg.seed + 99991, cfg.synth_cache,
-                               cfg.look_alike_share, desc="validation negatives", fastest=cfg.synth_rate_max)
+                               cfg.look_alike_share, desc="validation negatives", draw=voice_draw(cfg, negatives=True))
 
 
 def make_task(cfg: KWSConfig):
