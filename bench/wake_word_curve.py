@@ -1,6 +1,7 @@
 """One plot for the custom-keyword benchmark: keywords missed in the real wake-word stream against false alarms
 per hour over all the keyword-free streams together, for seqapp spotters (stream_curve.py's JSON) and
-PocketSphinx (pocketsphinx_streams.py's JSON), on the same streams:
+PocketSphinx (pocketsphinx_streams.py's JSON), on the same streams; it prints, for each spotter, the most
+keywords found by a threshold with at most 0, 1 and 3 false alarms in all the keyword-free audio:
 
     python bench/wake_word_curve.py --curve runs/custom_bench/curve.json --pocketsphinx runs/custom_bench/pocketsphinx.json \
         --free runs/streams/free30.wav --free runs/streams/speech_test.wav --out docs/custom_keywords/curve.png"""
@@ -11,6 +12,15 @@ import json
 from pathlib import Path
 
 import soundfile as sf
+
+
+def best_found(rows, rate, hours: float, alarms: int) -> str:
+    """'found% (threshold) with <= alarms FA': the best threshold whose false alarms number at most `alarms`."""
+    allowed = [(r["found_rate"], r["threshold"]) for r, fa in zip(rows, rate) if round(fa * hours) <= alarms]
+    if not allowed:
+        return f"none with <= {alarms} FA"
+    found, threshold = max(allowed)
+    return f"{found:6.1%} ({threshold:.2f}) with <= {alarms} FA"
 
 
 def main() -> None:
@@ -31,6 +41,7 @@ def main() -> None:
     for path in args.curve:
         for name, rows in json.loads(Path(path).read_text()).items():
             rate = [sum(r[f"false_alarms_per_hour_{s}"] * h for s, h in hours.items()) / total for r in rows]
+            print(f"{name:>28}: " + "  ".join(best_found(rows, rate, total, n) for n in (0, 1, 3)))
             ax.plot(rate, [1 - r["found_rate"] for r in rows], "o-", markersize=3, label=f"seqapp: {name}")
     points = sorted((r for p in args.pocketsphinx for r in json.loads(Path(p).read_text())),
                     key=lambda r: r["sensitivity"])
