@@ -12,6 +12,7 @@ from seqapp.speech import dataset as ds
 from seqapp.speech.audio import load_audio
 from seqapp.speech.features import FeatureConfig, FrontEnd
 from seqapp.speech.model import KeywordSpotter, KWSModelConfig
+from seqapp.speech.task import KWSConfig
 
 
 @pytest.mark.parametrize("rate,channels,subtype,seconds", [
@@ -117,6 +118,20 @@ def test_front_end_shapes_and_augmentation_only_in_training():
     e = front(wave)
     torch.testing.assert_close(c, d)  # seeded: the same draw twice
     assert not torch.allclose(c, a) and not torch.allclose(c, e)
+
+
+def test_the_equaliser_is_a_bounded_smooth_tilt_of_every_band_over_time():
+    front = FrontEnd(FeatureConfig(eq_db=6.0))
+    torch.manual_seed(0)
+    offsets = front.equaliser(500, 40, "cpu") * 10 / np.log(10)                   # back to dB
+    assert offsets.abs().max() <= 6.0 + 1e-4 and offsets.abs().amax(1).mean() > 2
+    assert (offsets[:, 1:] - offsets[:, :-1]).abs().max() < 1.5                     # smooth across bands
+    x = torch.randn(2, 40, 30)
+    streaming = FrontEnd(FeatureConfig(eq_db=6.0, normalize="fixed", freq_masks=0, time_masks=0))
+    shift = streaming.normalise(x, augment=True) - streaming.normalise(x)
+    assert shift.abs().max() > 0.1 and torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-5)  # the same each frame
+    with pytest.raises(UserError, match="--eq-db"):
+        KWSConfig(eq_db=40).check()
 
 
 def test_mfcc_features():

@@ -122,6 +122,7 @@ def add_kws_flags(kws) -> None:
     add("--streaming", action=argparse.BooleanOptionalAction,
         help="a unidirectional model with a posterior per 20 ms, for spot --stream and listen")
     add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
+    add("--eq-db", type=float, help="streaming: a random equaliser of up to this many dB (a microphone's response)")
     add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
     add("--threshold", type=float, help="streaming: the decision threshold stored with the model")
     add("--unknown-share", type=float, help="share of other words (_unknown_) in training (default: by count)")

@@ -30,6 +30,7 @@ class FeatureConfig:
     gain_db: float = 6.0         # random gain, either way
     noise_prob: float = 0.8      # chance of mixing in background noise ...
     snr_db: tuple = (0.0, 20.0)  # ... at an SNR drawn from this range
+    eq_db: float = 0.0           # a random smooth equaliser (a microphone's response), up to this many dB either way
     freq_masks: int = 2          # SpecAugment
     freq_mask_width: int = 7
     time_masks: int = 2
@@ -82,7 +83,10 @@ class FrontEnd(nn.Module):
         return self.stack(self.normalise(self.raw_features(wave), augment))
 
     def normalise(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        """(batch, n_mels, frames) -> normalised (batch, frames, n_mels), SpecAugment when augmenting."""
+        """(batch, n_mels, frames) -> normalised (batch, frames, n_mels), an equaliser and SpecAugment when
+        augmenting."""
+        if augment and self.cfg.eq_db:
+            x = x + self.equaliser(x.shape[0], x.shape[1], x.device)[:, :, None]
         if self.cfg.normalize == "fixed":
             x = (x - self.mean[:, None]) / self.std[:, None]
         else:
@@ -95,6 +99,17 @@ class FrontEnd(nn.Module):
                 x = self.time_mask(x)
             x = x.squeeze(1)
         return x.transpose(1, 2)
+
+    def equaliser(self, batch: int, bands: int, device) -> torch.Tensor:
+        """(batch, bands) log-power offsets: each a random mix of three slow cosines across the mel bands, scaled
+        to at most eq_db either way. Per-utterance normalisation takes out each band's mean, and with it most of
+        this; the fixed one (streaming) does not."""
+        position = torch.linspace(0, torch.pi, bands, device=device)
+        basis = torch.stack([torch.cos(k * position) for k in (1, 2, 3)])               # (3, bands)
+        curve = (2 * torch.rand(batch, 3, device=device) - 1) @ basis
+        peak = curve.abs().amax(1, keepdim=True).clamp_min(1e-6)
+        db = curve / peak * self.cfg.eq_db * torch.rand(batch, 1, device=device)
+        return db * (torch.log(torch.tensor(10.0)) / 10)                                  # dB -> natural log of power
 
     def stack(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, frames, n_mels) -> (batch, frames // k, k * n_mels): k frames per encoder step."""

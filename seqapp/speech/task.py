@@ -53,6 +53,7 @@ class KWSConfig(Settings):
     label_smoothing: float = 0.1
     augment: bool = True
     speed: float = 0.15
+    eq_db: float = 0.0            # streaming: a random equaliser of up to this many dB (a microphone's response)
     noise_prob: float = 0.8
     skip_bad_files: bool = False
     seed: int = 1337
@@ -108,6 +109,8 @@ class KWSConfig(Settings):
         positive("--synth-positives", self.synth_positives, allow_zero=True)
         positive("--validation-voices", self.validation_voices)
         accents_of(self.synth_accents)
+        if not 0 <= self.eq_db <= 20:
+            raise UserError(f"--eq-db must be in [0, 20], got {self.eq_db}")
         if not 0.7 < self.synth_rate_max <= 3:
             raise UserError(f"--synth-rate-max must be in (0.7, 3], got {self.synth_rate_max}")
         positive("--synth-negatives", self.synth_negatives, allow_zero=True)
@@ -131,11 +134,11 @@ class KWSConfig(Settings):
 
     def feature_config(self) -> FeatureConfig:
         cfg = FeatureConfig(features=self.features, n_mels=self.n_mels, speed=self.speed,
-                            noise_prob=self.noise_prob)
+                            noise_prob=self.noise_prob, eq_db=self.eq_db)
         if self.streaming:
             cfg.center, cfg.normalize = False, "fixed"
         if not self.augment:
-            cfg.speed = cfg.shift_ms = cfg.gain_db = cfg.noise_prob = 0.0
+            cfg.speed = cfg.shift_ms = cfg.gain_db = cfg.noise_prob = cfg.eq_db = 0.0
             cfg.freq_masks = cfg.time_masks = 0
         return cfg
 
