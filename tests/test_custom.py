@@ -85,6 +85,11 @@ def test_say_writes_the_voices_and_prints_phonemes(tmp_path):
     wavs = sorted((tmp_path / "preview").glob("*.wav"))
     assert len(wavs) == 2 and all(sf.info(w).samplerate == 16000 for w in wavs)
     assert "ɪ" in r.stdout and "look-alikes" in r.stdout and "mirror" in r.stdout.splitlines()[-1]
+    r = run_main("say", "smart mirror", "--voices", "2", "--synth-neural", "1", "--out", tmp_path / "neural",
+                 "--synth-cache", tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    assert [w.name.split("_")[1] for w in sorted((tmp_path / "neural").glob("*.wav"))] == ["piper", "piper"]
+    assert_one_line_error(run_main("say", "cat", "--synth-neural", "2", "--out", tmp_path / "x"), "--synth-neural")
 
 
 def fake_microphone(monkeypatch, wave):

@@ -87,6 +87,8 @@ def register(groups, commands) -> None:
     say_ = commands.add_parser("say", help="hear how the synthesizer says a keyword, in several voices, with its phonemes")
     say_.add_argument("text", help="a keyword or phrase")
     say_.add_argument("--voices", type=int, default=5, help="how many voices (drawn as training draws them)")
+    say_.add_argument("--synth-neural", type=float, help="share of them that is the neural voice (default: as "
+                      "configs/kws_custom.json trains)")
     say_.add_argument("--seed", type=int, default=1)
     say_.add_argument("--out", required=True, help="a folder for the WAVs")
     say_.add_argument("--look-alikes", action="store_true", help="also list the phrases trained as its look-alikes")
@@ -402,10 +404,25 @@ def say(args) -> None:
     if "," in args.text:
         raise UserError("say takes one keyword or phrase (no commas)")
     text = parse_keywords(args.text, "say")[0]
-    for path, voice, phonemes in say_text(text, args.voices, args.seed, args.out, args.synth_cache):
+    for path, voice, phonemes in say_text(text, args.voices, args.seed, args.out, args.synth_cache,
+                                          custom_voice_draw(args.synth_neural)):
         print(f"{path}  {voice}  [{phonemes}]")
     if args.look_alikes:
         print("look-alikes (negatives): " + (", ".join(look_alikes(text)) or "none found in the dictionary"))
+
+
+def custom_voice_draw(neural: float | None):
+    """The voices train.py kws --keywords draws (configs/kws_custom.json), with another neural share if given."""
+    import json
+
+    from ..errors import UserError
+    from .synthesize import FASTEST, VoiceDraw
+
+    preset = json.loads(CUSTOM_PRESET.read_text()) if CUSTOM_PRESET.is_file() else {}
+    neural = preset.get("synth_neural", 0.0) if neural is None else neural
+    if not 0 <= neural <= 1:
+        raise UserError(f"--synth-neural must be in [0, 1], got {neural}")
+    return VoiceDraw(fastest=preset.get("synth_rate_max", FASTEST), neural=neural)
 
 
 def record_command(args) -> None:

@@ -71,10 +71,10 @@ def sentences(keywords, count: int, seed: int, cache, draw: VoiceDraw = VoiceDra
     return synthesize(list(zip(voices, texts)), cache, desc="synthetic sentences")
 
 
-def say(text: str, voices: int, seed: int, out, cache) -> list[tuple]:
-    """`text` in `voices` voices drawn as training draws them, written to OUT/NN_voice.wav: [(path, voice,
-    phonemes)] (seqapp say: hear what a custom spotter will learn from)."""
-    chosen = random_voices(voices, seed)
+def say(text: str, voices: int, seed: int, out, cache, draw: VoiceDraw = VoiceDraw()) -> list[tuple]:
+    """`text` in `voices` voices drawn as training draws them (`draw`), written to OUT/NN_voice.wav: [(path,
+    voice, phonemes)] (seqapp say: hear what a custom spotter will learn from)."""
+    chosen = random_voices(voices, seed, draw=draw)
     waves = synthesize([(v, text) for v in chosen], cache, desc=f"saying {text!r}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
