@@ -79,7 +79,11 @@ def curve(kind: str, path: str, keywords: str, free: list[str]) -> list[dict]:
         score = {p: score_detections(decide[p](threshold), truth, len(audio) / 16000, words)
                  for p, (audio, truth) in streams.items()}
         k = score[keywords]
-        rows.append({"threshold": float(threshold), "found_rate": k["found_rate"], "wrong_word": k["wrong_word"],
+        audio, truth = streams[keywords]
+        by_word = {w: score_detections(decide[keywords](threshold), [t for t in truth if t[0] == w],
+                                       len(audio) / 16000, words)["found_rate"] for w in words if any(t[0] == w for t in truth)}
+        rows.append({"threshold": float(threshold), "found_rate": k["found_rate"], "found_by_word": by_word,
+                     "wrong_word": k["wrong_word"],
                      "false_alarms_per_hour_keyword_stream": k["false_alarms_per_hour"],
                      **{f"false_alarms_per_hour_{Path(p).stem}": score[p]["false_alarms_per_hour"] for p in free},
                      "latency_median_s": k["latency_median_s"]})

@@ -1,7 +1,8 @@
 """One plot for the custom-keyword benchmark: keywords missed in the real wake-word stream against false alarms
 per hour over all the keyword-free streams together, for seqapp spotters (stream_curve.py's JSON) and
 PocketSphinx (pocketsphinx_streams.py's JSON), on the same streams; it prints, for each spotter, the most
-keywords found by a threshold with at most 0, 1 and 3 false alarms in all the keyword-free audio:
+keywords found by a threshold with no false alarm, at most 1 an hour, and at most 1 and 3 in all the
+keyword-free audio:
 
     python bench/wake_word_curve.py --curve runs/custom_bench/curve.json --pocketsphinx runs/custom_bench/pocketsphinx.json \
         --free runs/streams/free30.wav --free runs/streams/speech_test.wav --out docs/custom_keywords/curve.png"""
@@ -14,13 +15,16 @@ from pathlib import Path
 import soundfile as sf
 
 
-def best_found(rows, rate, hours: float, alarms: int) -> str:
-    """'found% (threshold) with <= alarms FA': the best threshold whose false alarms number at most `alarms`."""
-    allowed = [(r["found_rate"], r["threshold"]) for r, fa in zip(rows, rate) if round(fa * hours) <= alarms]
+def best_found(rows, rate, hours: float, alarms: float, per_hour: bool = False) -> str:
+    """'found% (threshold, by word)': the best threshold with at most `alarms` false alarms in all the
+    keyword-free audio, or at most `alarms` an hour when per_hour."""
+    allowed = [(r["found_rate"], r["threshold"], i) for i, (r, fa) in enumerate(zip(rows, rate))
+               if (fa <= alarms + 1e-9 if per_hour else round(fa * hours) <= alarms)]
     if not allowed:
-        return f"none with <= {alarms} FA"
-    found, threshold = max(allowed)
-    return f"{found:6.1%} ({threshold:.2f}) with <= {alarms} FA"
+        return f"{'none':>24}"
+    found, threshold, i = max(allowed)
+    words = "/".join(f"{f:.0%}" for f in rows[i].get("found_by_word", {}).values())
+    return f"{found:6.1%} ({threshold:.2f}{', ' + words if words else ''})".rjust(24)
 
 
 def main() -> None:
@@ -38,10 +42,16 @@ def main() -> None:
     hours = {Path(f).stem: sf.info(f).duration / 3600 for f in args.free}
     total = sum(hours.values())
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    print(f"found, with these false alarms in {total:.2f} h: {'none':>24} {'<= 1 an hour':>24} {'<= 1':>24} {'<= 3':>24}")
     for path in args.curve:
         for name, rows in json.loads(Path(path).read_text()).items():
+            missing = [s for s in hours if f"false_alarms_per_hour_{s}" not in rows[0]]
+            if missing:
+                print(f"{name:>28}: not scored on {', '.join(missing)}: left out")
+                continue
             rate = [sum(r[f"false_alarms_per_hour_{s}"] * h for s, h in hours.items()) / total for r in rows]
-            print(f"{name:>28}: " + "  ".join(best_found(rows, rate, total, n) for n in (0, 1, 3)))
+            print(f"{name:>28}: " + " ".join([best_found(rows, rate, total, 0), best_found(rows, rate, total, 1, True),
+                                              best_found(rows, rate, total, 1), best_found(rows, rate, total, 3)]))
             ax.plot(rate, [1 - r["found_rate"] for r in rows], "o-", markersize=3, label=f"seqapp: {name}")
     points = sorted((r for p in args.pocketsphinx for r in json.loads(Path(p).read_text())),
                     key=lambda r: r["sensitivity"])
