@@ -64,16 +64,23 @@ train-kws-stream: $(VENV)/.installed synth-tools
 
 # A spotter of your own words from text alone (configs/kws_custom.json), and its benchmark on real voices: the
 # Picovoice benchmark's clips of the three words (the first 20 of each set aside as --recordings), over noise,
-# against the keyword-free streams of train-kws-stream; PocketSphinx beside it (pip install '.[bench]').
+# against the keyword-free streams of train-kws-stream and two hours of the canonical test set's words (none is
+# a custom keyword); PocketSphinx beside it on the first two (pip install '.[bench]').
 CUSTOM ?= computer,jarvis,smart mirror
 train-custom: $(VENV)/.installed synth-tools
 	$(PY) train.py kws --keywords "$(CUSTOM)" --data $(KWS_DATA) --other-speech $(OTHER_SPEECH) --out runs/custom
 
+CUSTOM_FREE = --free runs/streams/free30.wav --free runs/streams/speech_test.wav --free runs/custom_bench/free_test120.wav
 bench-custom: $(VENV)/.installed
 	$(PY) bench/wake_word_streams.py --keywords "$(CUSTOM)" --wake-words $(OTHER_SPEECH)/wake_words \
 		--noise $(KWS_DATA)/_background_noise_ --out runs/custom_bench
+	$(PY) -m seqapp make-stream --data $(KWS_TEST) --noise $(KWS_DATA)/_background_noise_ --keywords "$(CUSTOM)" \
+		--keyword-share 0 --minutes 120 --max-noise 0.3 --seed 4 --out runs/custom_bench/free_test120.wav
+	$(PY) bench/stream_curve.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
+		$(CUSTOM_FREE) --out runs/custom_bench/curve.png
+	$(PY) bench/wake_word_curve.py --curve runs/custom_bench/curve.json $(CUSTOM_FREE) --out runs/custom_bench/wake_word_curve.png
 	$(PY) bench/operating_points.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
-		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/points.json
+		$(CUSTOM_FREE) --json runs/custom_bench/points.json
 	$(PY) bench/pocketsphinx_streams.py --keywords "$(CUSTOM)" --stream runs/custom_bench/wake_words.wav \
 		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/pocketsphinx.json
 
