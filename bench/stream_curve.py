@@ -80,8 +80,9 @@ def curve(kind: str, path: str, keywords: str, free: list[str]) -> list[dict]:
                  for p, (audio, truth) in streams.items()}
         k = score[keywords]
         audio, truth = streams[keywords]
+        spoken = [w for w in words if any(t[0] == w for t in truth)]
         by_word = {w: score_detections(decide[keywords](threshold), [t for t in truth if t[0] == w],
-                                       len(audio) / 16000, words)["found_rate"] for w in words if any(t[0] == w for t in truth)}
+                                       len(audio) / 16000, words)["found_rate"] for w in spoken}
         rows.append({"threshold": float(threshold), "found_rate": k["found_rate"], "found_by_word": by_word,
                      "wrong_word": k["wrong_word"],
                      "false_alarms_per_hour_keyword_stream": k["false_alarms_per_hour"],

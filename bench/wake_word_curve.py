@@ -42,7 +42,8 @@ def main() -> None:
     hours = {Path(f).stem: sf.info(f).duration / 3600 for f in args.free}
     total = sum(hours.values())
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    print(f"found, with these false alarms in {total:.2f} h: {'none':>24} {'<= 1 an hour':>24} {'<= 1':>24} {'<= 3':>24}")
+    columns = " ".join(f"{c:>24}" for c in ("none", "<= 1 an hour", "<= 1", "<= 3"))
+    print(f"found, with these false alarms in {total:.2f} h: {columns}")
     for path in args.curve:
         for name, rows in json.loads(Path(path).read_text()).items():
             missing = [s for s in hours if f"false_alarms_per_hour_{s}" not in rows[0]]
@@ -64,7 +65,7 @@ def main() -> None:
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(left=0)
     ax.set_ylim(0, 1)
-    ax.set_xlabel(f"false alarms per hour ({total:.2f} h of keyword-free audio: {', '.join(hours)})")
+    ax.set_xlabel(f"false alarms per hour\n({total:.2f} h of keyword-free audio: {', '.join(hours)})")
     ax.set_ylabel("real wake words missed (510 clips)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)

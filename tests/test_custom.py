@@ -68,8 +68,8 @@ def test_a_share_of_the_voices_is_the_neural_one_in_every_accent_pitch_moving_it
     assert not any(v.engine == "piper" for v in plain) and 70 < len(neural) < 130
     assert {v.name.split("+")[0] for v in neural} == set(synthesize.ESPEAK_ACCENTS)
     assert all(0.8 <= v.pitch <= 1.25 and 0.7 <= v.rate <= 1.4 for v in neural)
-    low, high, british = (synthesize.Voice("piper", "en-us+joe", 1.0, 0.8), synthesize.Voice("piper", "en-us+joe", 1.0, 1.25),
-                          synthesize.Voice("piper", "en-gb+joe"))
+    low, high = (synthesize.Voice("piper", "en-us+joe", 1.0, pitch) for pitch in (0.8, 1.25))
+    british = synthesize.Voice("piper", "en-gb+joe")
     waves = synthesize.synthesize([(low, "smart mirror"), (high, "smart mirror"), (british, "smart mirror")], tmp_path)
     assert all(0.4 < len(w) / 16000 < 1.6 for w in waves)
     assert abs(len(waves[0]) - len(waves[1])) / 16000 < 0.3               # the same tempo at either pitch

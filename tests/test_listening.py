@@ -46,7 +46,8 @@ def test_synthesizer_says_words_and_phrases_at_16k_seeded_and_cached(tmp_path, m
 def test_synthetic_voices_speak_faster_only_when_asked():
     from seqapp.speech.task import KWSConfig
 
-    usual, fast = synthesize.random_voices(300, seed=3), synthesize.random_voices(300, seed=3, draw=synthesize.VoiceDraw(fastest=2.0))
+    usual = synthesize.random_voices(300, seed=3)
+    fast = synthesize.random_voices(300, seed=3, draw=synthesize.VoiceDraw(fastest=2.0))
     assert 0.7 <= min(v.rate for v in usual) and max(v.rate for v in usual) <= 1.4
     assert max(v.rate for v in fast) > 1.8 and np.median([v.rate for v in fast]) > 1.2
     assert [(v.name, v.pitch) for v in fast] == [(v.name, v.pitch) for v in usual]   # the same voices, faster

@@ -1,8 +1,9 @@
 """Where a voice is synthesized: words and phrases spoken by espeak-ng (8 English accents x ~100 voice variants,
 any rate and pitch), flite (4 voices) and a neural voice (Piper's en_US-joe-medium, one speaker, given each
-accent's phonemes and moved in pitch and formants), as 16 kHz float32. Every utterance is made once and cached on disk
-as FLAC under a name that is the hash of everything that made it (engine, voice, rate, pitch, text), so a
-second run reads the cache; many are made in parallel (one synthesizer process each), with a progress bar."""
+accent's phonemes and moved in pitch and formants), as 16 kHz float32. Every utterance is made once and cached
+on disk as FLAC under a name that is the hash of everything that made it (engine, voice, rate, pitch, text), so
+a second run reads the cache; many are made in parallel (a synthesizer process or Piper thread each), with a
+progress bar."""
 from __future__ import annotations
 
 import hashlib

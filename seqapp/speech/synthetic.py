@@ -15,7 +15,8 @@ from .audio import SAMPLE_RATE
 from .synthesize import Voice, VoiceDraw, as_clips, describe, phonemes, random_voices, synthesize
 
 
-def keyword_requests(keywords, per_keyword: int, seed: int, draw: VoiceDraw = VoiceDraw()) -> list[tuple[Voice, str, int]]:
+def keyword_requests(keywords, per_keyword: int, seed: int,
+                     draw: VoiceDraw = VoiceDraw()) -> list[tuple[Voice, str, int]]:
     """(voice, text, keyword index): each keyword in `per_keyword` voices."""
     return [(voice, word, k) for k, word in enumerate(keywords)
             for voice in random_voices(per_keyword, seed * 1000 + k, draw=draw)]
@@ -65,9 +66,9 @@ def negatives(keywords, count: int, seed: int, cache, look_alike_share: float = 
     return as_clips(synthesize(list(zip(voices, texts)), cache, desc=desc))
 
 
-def sentences(keywords, count: int, seed: int, cache, draw: VoiceDraw = VoiceDraw()) -> list[np.ndarray]:
+def sentences(keywords, count: int, seed: int, cache) -> list[np.ndarray]:
     texts = sentence_texts(keywords, count, seed)
-    voices = random_voices(count, seed + 11, draw=draw)
+    voices = random_voices(count, seed + 11)
     return synthesize(list(zip(voices, texts)), cache, desc="synthetic sentences")
 
 
