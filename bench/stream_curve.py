@@ -76,13 +76,14 @@ def curve(kind: str, path: str, keywords: str, free: list[str]) -> list[dict]:
     decide = {p: run(audio) for p, (audio, _) in streams.items()}
     rows = []
     for threshold in THRESHOLDS:
-        score = {p: score_detections(decide[p](threshold), truth, len(audio) / 16000, words)
+        found = {p: decide[p](threshold) for p in streams}
+        score = {p: score_detections(found[p], truth, len(audio) / 16000, words)
                  for p, (audio, truth) in streams.items()}
         k = score[keywords]
         audio, truth = streams[keywords]
         spoken = [w for w in words if any(t[0] == w for t in truth)]
-        by_word = {w: score_detections(decide[keywords](threshold), [t for t in truth if t[0] == w],
-                                       len(audio) / 16000, words)["found_rate"] for w in spoken}
+        by_word = {w: score_detections(found[keywords], [t for t in truth if t[0] == w], len(audio) / 16000,
+                                       words)["found_rate"] for w in spoken}
         rows.append({"threshold": float(threshold), "found_rate": k["found_rate"], "found_by_word": by_word,
                      "wrong_word": k["wrong_word"],
                      "false_alarms_per_hour_keyword_stream": k["false_alarms_per_hour"],

@@ -413,16 +413,13 @@ def say(args) -> None:
 
 def custom_voice_draw(neural: float | None):
     """The voices train.py kws --keywords draws (configs/kws_custom.json), with another neural share if given."""
-    import json
+    from ..config import read_json_object
+    from .task import KWSConfig, voice_draw
 
-    from ..errors import UserError
-    from .synthesize import FASTEST, VoiceDraw
-
-    preset = json.loads(CUSTOM_PRESET.read_text()) if CUSTOM_PRESET.is_file() else {}
-    neural = preset.get("synth_neural", 0.0) if neural is None else neural
-    if not 0 <= neural <= 1:
-        raise UserError(f"--synth-neural must be in [0, 1], got {neural}")
-    return VoiceDraw(fastest=preset.get("synth_rate_max", FASTEST), neural=neural)
+    values = read_json_object(CUSTOM_PRESET, "custom preset") if CUSTOM_PRESET.is_file() else {}
+    if neural is not None:
+        values["synth_neural"] = neural
+    return voice_draw(KWSConfig.from_dict(values).check())
 
 
 def record_command(args) -> None:

@@ -148,8 +148,7 @@ def validation_streams(names: list[str], waves, labels, noise, other_speech_root
     words with other speech's validation words), and other speech's validation sentences back to back, twice
     over (other gaps and noise); the other words alone over louder noise (up to 0.3); `synthetic_others`
     (held-out voices of look-alikes and common words) in as many slots as there are clips, alone over louder
-    noise; all over the
-    training part of the noise."""
+    noise; all over the training part of the noise."""
     import torch
 
     from . import other_speech
