@@ -110,13 +110,13 @@ def quantize(model, float_weights: tuple = ()):
     quantized on the fly, per tensor. (It has no int8 GRU op: tasks export a GRU as its steps' products for
     int8.) Needs the folded graph, whose weights are initializers: before folding, only layers whose weights
     reach them directly are quantized.
-    Products with a weight of a shape in `float_weights` stay float (a mel filterbank: a power spectrum spans
-    too many decades for one int8 scale)."""
+    Products and convolutions with a weight of a shape in `float_weights` stay float (a mel filterbank: a power
+    spectrum spans too many decades for one int8 scale)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
-    keep = [n.name for n in model.graph.node if n.op_type == "MatMul" and any(shapes.get(i) in float_weights
+    keep = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Conv") and any(shapes.get(i) in float_weights
                                                                               for i in n.input)]
 
     root, level = logging.getLogger(), logging.getLogger().level

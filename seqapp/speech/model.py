@@ -110,8 +110,8 @@ class StreamingSpotter(nn.Module):
     def forward(self, wave: torch.Tensor, spec_augment: bool = False) -> torch.Tensor:
         """wave (batch, samples) from a reset state -> logits per step (batch, steps, classes). Waveform
         augmentation happens before words are placed in a training sequence; here only SpecAugment."""
-        fe = self.frontend
-        return self.classify(fe.stack(fe.normalise(fe.raw_features(wave), spec_augment and self.training)))[0]
+        fe, augment = self.frontend, spec_augment and self.training
+        return self.classify(fe.stack(fe.normalise(fe.raw_features(wave, augment), augment)))[0]
 
     def clip_logits(self, wave: torch.Tensor, average_s: float = 0.5) -> torch.Tensor:
         """A clip's decision at its end, from a reset state: the log of the posteriors averaged over the last

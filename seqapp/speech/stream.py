@@ -1,6 +1,7 @@
 """Continuous audio: sources that yield 16 kHz mono blocks (a file of any length and rate, standard input,
 the microphone), and SpotterStream, which feeds them to a StreamingSpotter with its state carried, so that
-any chunking gives the posteriors of the whole recording read at once."""
+any chunking gives the posteriors of the whole recording read at once. The sources need no PyTorch (the
+listening spotter can run without it: runtime.py)."""
 from __future__ import annotations
 
 import struct
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 from .audio import SAMPLE_RATE, check_format, checked_path, finite, readable
@@ -167,16 +167,23 @@ class SpotterStream:
     the posteriors (tests/test_stream.py)."""
 
     def __init__(self, model):
+        import torch
+
         self.model = model.eval()
         fe = model.frontend
         self.samples = torch.zeros(0)
-        self.frames = torch.zeros(0, fe.cfg.n_mels)
+        self.frames = torch.zeros(0, fe.bands)
         self.state = None
         self.steps = 0  # encoder steps made so far
 
-    @torch.inference_mode()
-    def push(self, chunk) -> torch.Tensor:
+    def push(self, chunk):
         """16 kHz mono samples -> the posteriors (steps, classes) of the encoder steps they complete."""
+        import torch
+
+        with torch.inference_mode():
+            return self._push(torch, chunk)
+
+    def _push(self, torch, chunk):
         fe, k = self.model.frontend, self.model.frontend.cfg.frame_stack
         buffer = torch.cat([self.samples, torch.as_tensor(chunk, dtype=torch.float32).flatten()])
         n = (len(buffer) - fe.n_fft) // fe.hop + 1 if len(buffer) >= fe.n_fft else 0
@@ -193,15 +200,23 @@ class SpotterStream:
         self.steps += usable // k
         return torch.softmax(logits[0].float(), dim=-1)
 
-    def times(self, count: int) -> torch.Tensor:
+    def times(self, count: int):
         """The stream times (s) of the last `count` steps made."""
+        import torch
+
         return self.model.step_end_seconds(torch.arange(self.steps - count, self.steps))
 
 
-@torch.inference_mode()
-def posteriors(model, wave: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def posteriors(model, wave) -> tuple[np.ndarray, np.ndarray]:
     """(step end times (s), posteriors (steps, classes)) of a streaming model over one recording read at once
     (what SpotterStream gives for any chunking)."""
+    import torch
+
+    with torch.inference_mode():
+        return _posteriors(torch, model, wave)
+
+
+def _posteriors(torch, model, wave) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     device = next(model.parameters()).device
     probs = torch.softmax(model(wave.float()[None].to(device))[0].float(), dim=-1).cpu().numpy()

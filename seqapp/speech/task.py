@@ -137,6 +137,8 @@ class KWSConfig(Settings):
                             noise_prob=self.noise_prob, eq_db=self.eq_db)
         if self.streaming:
             cfg.center, cfg.normalize = False, "fixed"
+        if self.features == "embedding":  # one vector per encoder step; no SpecAugment on a learned embedding
+            cfg.frame_stack, cfg.freq_masks, cfg.time_masks = 1, 0, 0
         if not self.augment:
             cfg.speed = cfg.shift_ms = cfg.gain_db = cfg.noise_prob = cfg.eq_db = 0.0
             cfg.freq_masks = cfg.time_masks = 0
