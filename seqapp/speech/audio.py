@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 
@@ -31,6 +30,8 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
 
 def read_audio(path: str | Path) -> torch.Tensor:
     """The whole file as mono float32 at 16 kHz, any length."""
+    import torch
+
     import soundfile as sf
 
     path = checked_path(path)
@@ -84,6 +85,8 @@ def finite(block: np.ndarray, name) -> np.ndarray:
 
 def fit_to_one_second(wave: torch.Tensor) -> torch.Tensor:
     """Pad short clips evenly on both sides; crop long ones to their loudest second."""
+    import torch
+
     n = SAMPLE_RATE
     if len(wave) < n:
         left = (n - len(wave)) // 2
@@ -123,6 +126,8 @@ def check_wav_complete(path: Path) -> None:
 def word_bounds(waves: torch.Tensor, floor_db: float = -20.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the word is in each clip (batch, samples): the first and last 10 ms frame whose energy is within
     `floor_db` of the clip's loudest frame, as sample indices [start, end). A silent clip gives (0, 0)."""
+    import torch
+
     frame = SAMPLE_RATE // 100
     batch, n = waves.shape
     energy = waves[:, : n // frame * frame].reshape(batch, -1, frame).pow(2).mean(-1)

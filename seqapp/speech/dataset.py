@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from .audio import AUDIO_SUFFIXES, SAMPLE_RATE, load_audio, read_audio
+from .keywords import SILENCE, UNKNOWN
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-SILENCE, UNKNOWN, NOISE_DIR = "_silence_", "_unknown_", "_background_noise_"
+NOISE_DIR = "_background_noise_"
 WORDS_35 = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
             "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
             "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import SILENCE, UNKNOWN
+from .keywords import SILENCE, UNKNOWN
 
 
 @dataclass

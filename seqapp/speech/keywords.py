@@ -8,6 +8,7 @@ import re
 from ..errors import UserError
 
 MAX_KEYWORDS, MAX_WORDS, MAX_CHARS = 20, 4, 40
+SILENCE, UNKNOWN = "_silence_", "_unknown_"  # the two classes besides the keywords
 SPOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*(?: [a-z]+(?:['-][a-z]+)*)*")
 
 
@@ -37,8 +38,6 @@ def parse_keywords(text: str, flag: str = "--keywords") -> list[str]:
 
 
 def class_names(keywords: list[str]) -> list[str]:
-    from .dataset import SILENCE, UNKNOWN
-
     return [*keywords, SILENCE, UNKNOWN]
 
 
