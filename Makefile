@@ -11,7 +11,8 @@ KWS_TEST ?= $(firstword $(wildcard ../shared/data/speech_commands_test) data/spe
 
 OTHER_SPEECH ?= $(firstword $(wildcard ../shared/data/other_speech) data/other_speech)
 
-.PHONY: train test train-kws train-kws-stream train-custom bench-custom bench clean synth-tools browser-tools
+.PHONY: train test train-kws train-kws-stream train-custom bench-custom bench-alexa bundled-spotter bench clean \
+	synth-tools browser-tools
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +84,27 @@ bench-custom: $(VENV)/.installed
 		$(CUSTOM_FREE) --json runs/custom_bench/points.json
 	$(PY) bench/pocketsphinx_streams.py --keywords "$(CUSTOM)" --stream runs/custom_bench/wake_words.wav \
 		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/pocketsphinx.json
+
+# The peer beside it: seqapp trained with --keywords alexa from text alone, and openWakeWord 0.4.0's pretrained
+# alexa (pip install '.[peer]'; its models are CC BY-NC-SA: a peer here, never bundled or trained on), on the
+# same streams: the real alexa clips over noise, and the keyword-free streams that train-kws-stream and
+# bench-custom build (run those first).
+bench-alexa: $(VENV)/.installed synth-tools
+	$(PY) -m pip install -q '.[peer]'
+	$(PY) bench/wake_word_streams.py --keywords alexa --wake-words $(OTHER_SPEECH)/wake_words \
+		--noise $(KWS_DATA)/_background_noise_ --out runs/alexa_bench
+	$(PY) train.py kws --keywords alexa --data $(KWS_DATA) --other-speech $(OTHER_SPEECH) --out runs/alexa
+	$(PY) bench/stream_curve.py --model "from text=runs/alexa/best.pt" --keywords runs/alexa_bench/wake_words.wav \
+		$(CUSTOM_FREE) --out runs/alexa_bench/curve.png
+	$(PY) bench/openwakeword_streams.py --model alexa --keyword alexa --stream runs/alexa_bench/wake_words.wav \
+		$(CUSTOM_FREE) --json runs/alexa_bench/openwakeword.json
+	$(PY) bench/wake_word_curve.py --curve runs/alexa_bench/curve.json --openwakeword runs/alexa_bench/openwakeword.json \
+		$(CUSTOM_FREE) --out runs/alexa_bench/wake_word_curve.png
+
+# The listening spotter that ships inside seqapp (seqapp/speech/models/listening.onnx): the listening preset,
+# exported for onnxruntime. `seqapp listen` and `seqapp spot --stream` run it when no checkpoint is given.
+bundled-spotter: train-kws-stream
+	$(PY) -m seqapp export --checkpoint runs/kws_stream/best.pt --out seqapp/speech/models/listening.onnx
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_lm.py --data $(DATA)

@@ -30,7 +30,7 @@ from seqapp.speech.stream import file_blocks  # noqa: E402
 from seqapp.speech.stream_score import score_detections  # noqa: E402
 from seqapp.speech.task import model_from_checkpoint  # noqa: E402
 
-THRESHOLDS = np.round(np.arange(0.3, 0.99, 0.05), 2)
+THRESHOLDS = np.round(np.concatenate([np.arange(0.3, 0.96, 0.05), [0.97, 0.98, 0.99, 0.995]]), 3)
 HOP_S = 0.1
 
 
@@ -117,7 +117,7 @@ def main() -> None:
         print(f"\n{name} ({kind}: {path})\n{'threshold':>9} {'found':>7} {'wrong':>6} "
               + " ".join(f"{'FA/h ' + Path(p).stem:>18}" for p in args.free) + f" {'latency':>8}")
         for r in rows:
-            print(f"{r['threshold']:9.2f} {r['found_rate']:7.1%} {r['wrong_word']:6d} "
+            print(f"{r['threshold']:9.3f} {r['found_rate']:7.1%} {r['wrong_word']:6d} "
                   + " ".join(f"{r[c]:18.1f}" for c in columns) + f" {(r['latency_median_s'] or 0) * 1000:6.0f}ms")
         for ax, column in zip(axes[0], columns):
             ax.plot([r[column] for r in rows], [1 - r["found_rate"] for r in rows], "o-", label=name, markersize=3)

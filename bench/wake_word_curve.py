@@ -1,7 +1,7 @@
 """One plot for the custom-keyword benchmark: keywords missed in the real wake-word stream against false alarms
-per hour over all the keyword-free streams together, for seqapp spotters (stream_curve.py's JSON) and
-PocketSphinx (pocketsphinx_streams.py's JSON), on the same streams; it prints, for each spotter, the most
-keywords found by a threshold with no false alarm, at most 1 an hour, and at most 1 and 3 in all the
+per hour over all the keyword-free streams together, for seqapp spotters (stream_curve.py's JSON), PocketSphinx
+(pocketsphinx_streams.py's JSON) and openWakeWord (openwakeword_streams.py's JSON), on the same streams; it prints, for each spotter, the most
+keywords found by a threshold with no false alarm, at most 0.5 and 1 an hour, and at most 1 and 3 in all the
 keyword-free audio:
 
     python bench/wake_word_curve.py --curve runs/custom_bench/curve.json --pocketsphinx runs/custom_bench/pocketsphinx.json \
@@ -27,10 +27,17 @@ def best_found(rows, rate, hours: float, alarms: float, per_hour: bool = False) 
     return f"{found:6.1%} ({threshold:.2f}{', ' + words if words else ''})".rjust(24)
 
 
+def print_best(name: str, rows, rate, hours: float) -> None:
+    print(f"{name:>28}: " + " ".join([best_found(rows, rate, hours, 0), best_found(rows, rate, hours, 0.5, True),
+                                      best_found(rows, rate, hours, 1, True), best_found(rows, rate, hours, 1),
+                                      best_found(rows, rate, hours, 3)]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curve", action="append", default=[], help="stream_curve.py JSON (one or more spotters)")
     parser.add_argument("--pocketsphinx", action="append", default=[], help="pocketsphinx_streams.py JSON")
+    parser.add_argument("--openwakeword", action="append", default=[], help="openwakeword_streams.py JSON")
     parser.add_argument("--free", action="append", required=True, help="the keyword-free streams the curves used")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -42,7 +49,7 @@ def main() -> None:
     hours = {Path(f).stem: sf.info(f).duration / 3600 for f in args.free}
     total = sum(hours.values())
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    columns = " ".join(f"{c:>24}" for c in ("none", "<= 1 an hour", "<= 1", "<= 3"))
+    columns = " ".join(f"{c:>24}" for c in ("none", "<= 0.5 an hour", "<= 1 an hour", "<= 1", "<= 3"))
     print(f"found, with these false alarms in {total:.2f} h: {columns}")
     for path in args.curve:
         for name, rows in json.loads(Path(path).read_text()).items():
@@ -51,22 +58,26 @@ def main() -> None:
                 print(f"{name:>28}: not scored on {', '.join(missing)}: left out")
                 continue
             rate = [sum(r[f"false_alarms_per_hour_{s}"] * h for s, h in hours.items()) / total for r in rows]
-            print(f"{name:>28}: " + " ".join([best_found(rows, rate, total, 0), best_found(rows, rate, total, 1, True),
-                                              best_found(rows, rate, total, 1), best_found(rows, rate, total, 3)]))
+            print_best(name, rows, rate, total)
             ax.plot(rate, [1 - r["found_rate"] for r in rows], "o-", markersize=3, label=f"seqapp: {name}")
     points = sorted((r for p in args.pocketsphinx for r in json.loads(Path(p).read_text())),
                     key=lambda r: r["sensitivity"])
     if points:
         ax.plot([r["false_alarms_per_hour"] for r in points], [1 - r["found_rate"] for r in points], "s--",
                 color="grey", label="PocketSphinx 5.1.1 (sensitivities " + ", ".join(f"{r['sensitivity']:g}" for r in points) + ")")
-    ax.axvline(1, color="grey", linestyle=":", lw=0.8)
-    ax.axhline(0.2, color="tab:red", linestyle=":", lw=0.8, label="target from text: 80% found at 1 FA/h")
-    ax.axhline(0.1, color="tab:green", linestyle=":", lw=0.8, label="target with 10 recordings: 90%")
+    for path in args.openwakeword:
+        rows = json.loads(Path(path).read_text())
+        rate = [sum(r[f"false_alarms_{s}"] for s in hours) / total for r in rows]
+        print_best("openWakeWord 0.4.0", rows, rate, total)
+        ax.plot(rate, [1 - r["found_rate"] for r in rows], "D--", color="tab:purple", markersize=3,
+                label="openWakeWord 0.4.0, pretrained (thresholds " + ", ".join(f"{r['threshold']:g}" for r in rows) + ")")
+    ax.axvline(0.5, color="grey", linestyle=":", lw=0.8)
+    ax.axhline(0.1, color="tab:green", linestyle=":", lw=0.8, label="target from text: 90% found at 0.5 FA/h")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(left=0)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"false alarms per hour\n({total:.2f} h of keyword-free audio: {', '.join(hours)})")
-    ax.set_ylabel("real wake words missed (510 clips)")
+    ax.set_ylabel("real wake words missed")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -79,3 +79,17 @@ def test_bad_exported_spotters_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "BUNDLED", tmp_path / "none" / "listening.onnx")
     assert_one_line_error(run_main("spot", "--stream", rec), "no bundled spotter")
     assert_one_line_error(run_main("spot", rec), "needs --checkpoint")
+
+
+def test_without_a_checkpoint_the_bundled_spotter_listens_and_its_format_guards_it(tmp_path, monkeypatch):
+    from seqapp.speech import runtime
+
+    onnx = tmp_path / "listening.onnx"
+    export(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0, features="embedding"), onnx)
+    rec = recording(tmp_path / "rec.wav")
+    monkeypatch.setattr(runtime, "BUNDLED", onnx)
+    bundled = run_main("spot", "--stream", rec, "--threshold", "0.55")
+    named = run_main("spot", "--checkpoint", onnx, "--stream", rec, "--threshold", "0.55")
+    assert bundled.returncode == 0 and bundled.stdout == named.stdout and bundled.stdout
+    monkeypatch.setattr(runtime, "FORMAT", runtime.FORMAT + 1)
+    assert_one_line_error(run_main("spot", "--stream", rec), "format")

@@ -156,3 +156,18 @@ def test_serve_refuses_bad_flags_in_one_line(served):
     assert_one_line_error(run_main("serve"), "--lm", "--kws")
     assert_one_line_error(run_main("serve", "--kws", served.lm), "kws")
     assert_one_line_error(run_main("serve", "--lm", served.lm, "--port", "70000"), "--port")
+
+
+def test_an_exported_spotter_serves_the_detections_spot_stream_gives_it(served, tmp_path):
+    onnx = tmp_path / "spotter.onnx"
+    assert run_main("export", "--checkpoint", served.kws, "--out", onnx).returncode == 0
+    spot = run_main("spot", "--checkpoint", onnx, "--stream", served.wav, "--threshold", THRESHOLD, "--json")
+    expected = [json.loads(line) for line in spot.stdout.splitlines()]
+    models = Models(None, str(onnx), threshold=float(THRESHOLD))
+    with TestClient(create_app(models, Limits(audio_speed=1e6, upload_bytes=2 * 2**20))) as client:
+        r = client.post("/api/spot", content=served.wav.read_bytes(), headers={"x-filename": "test.wav"})
+        assert r.status_code == 200 and r.json()["detections"] == expected and expected
+        with client.websocket_connect("/ws/listen") as ws:
+            messages = listen(ws, pcm16(served))
+    assert [m["detection"] for m in messages if "detection" in m] == expected
+    assert any("posteriors" in m for m in messages)

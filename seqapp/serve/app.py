@@ -47,18 +47,26 @@ class Models:
 
     def __init__(self, lm: str | None = None, kws: str | None = None, false_alarms_per_hour: float | None = None,
                  threshold: float | None = None):
-        import torch
+        from ..speech.runtime import BUNDLED, OnnxSpotter, is_exported
 
-        from .. import checkpoint
-
-        torch.set_num_threads(1)  # many small streams at once: one thread each, no hand-offs
         self.lm = self.tokenizer = self.spotter = None
+        if kws is None and BUNDLED.is_file():  # no spotter named: the one that ships with seqapp
+            kws = str(BUNDLED)
         self.lm_path, self.kws_path = lm, kws
+        if lm or (kws and not is_exported(kws)):
+            import torch
+
+            torch.set_num_threads(1)  # many small streams at once: one thread each, no hand-offs
         if lm:
+            from .. import checkpoint
             from ..text.task import model_from_checkpoint
 
             self.lm, self.tokenizer = model_from_checkpoint(checkpoint.load(lm, task="lm"))
-        if kws:
+        if kws and is_exported(kws):
+            if false_alarms_per_hour is not None:
+                raise UserError("an exported spotter keeps the operating point it was exported at: use --threshold")
+            self.spotter = OnnxSpotter(kws, threshold)
+        elif kws:
             from ..speech.model import StreamingSpotter
             from ..speech.spotter import load_spotter
 
@@ -272,13 +280,23 @@ async def writer_session(websocket: WebSocket, models: Models, limits: Limits) -
         return
 
 
+def run_spotter(spotter, blocks, on_detection, on_posteriors=None) -> None:
+    """An exported spotter (onnxruntime) runs itself; a checkpoint's runs as `seqapp listen` runs it."""
+    from ..speech.runtime import OnnxSpotter
+
+    if isinstance(spotter, OnnxSpotter):
+        spotter.run(blocks, on_detection, on_posteriors)
+        return
+    from ..speech.spotter import run_stream
+
+    run_stream(spotter, blocks, on_detection, on_posteriors=on_posteriors)
+
+
 async def listener_session(websocket: WebSocket, models: Models, limits: Limits, keep_audio: str | None) -> None:
     """Binary messages of 16-bit little-endian 16 kHz mono PCM (any size up to the frame cap) go through the
     streaming spotter as `seqapp listen` runs it; back come {"detection": ...} as they happen, {"posteriors":
     [[t, p...]...]} for the plot, and at the end {"done": true, "seconds": audio, "compute_s": time spent}."""
     import queue
-
-    from ..speech.spotter import run_stream
 
     loop = asyncio.get_running_loop()
     out: asyncio.Queue = asyncio.Queue()
@@ -313,7 +331,7 @@ async def listener_session(websocket: WebSocket, models: Models, limits: Limits,
 
     def run():
         try:
-            run_stream(spotter, feed(), on_detection, on_posteriors=on_posteriors)
+            run_spotter(spotter, feed(), on_detection, on_posteriors)
         except Exception as e:  # noqa: BLE001  (reported to the page; the server goes on)
             post({"error": f"the spotter stopped: {e}"})
         finally:
@@ -431,7 +449,6 @@ def spot_file_at(models: Models, path: Path, limits: Limits) -> dict:
     import soundfile as sf
 
     from ..speech.audio import checked_path, readable
-    from ..speech.spotter import run_stream
     from ..speech.stream import FILE_BLOCK_SECONDS, file_blocks
 
     checked_path(path)
@@ -448,7 +465,7 @@ def spot_file_at(models: Models, path: Path, limits: Limits) -> dict:
                 outline.extend(np.round(peaks, 3).tolist())  # one peak per 10 ms
             yield block
 
-    run_stream(models.spotter, blocks(), detections.append)
+    run_spotter(models.spotter, blocks(), detections.append)
     step = max(1, len(outline) // 4000)
     return {"seconds": len(outline) / 100, "detections": [d.as_dict() for d in detections],
             "outline": outline[::step], "outline_step_s": step / 100, "labels": models.spotter.names}

@@ -5,7 +5,8 @@ from __future__ import annotations
 def register(groups, commands) -> None:
     serve = commands.add_parser("serve", help="a local web page to write (--lm) and listen (--kws)")
     serve.add_argument("--lm", help="a language-model checkpoint (the Write view)")
-    serve.add_argument("--kws", help="a streaming spotter or listening bundle (the Listen and File views)")
+    serve.add_argument("--kws", help="a streaming spotter or listening bundle, or an exported one (.onnx), for the "
+                       "Listen and File views (default: the listening spotter that ships with seqapp)")
     serve.add_argument("--false-alarms-per-hour", type=float, help="the spotter's calibrated operating point")
     serve.add_argument("--threshold", type=float, help="the spotter's decision threshold (as spot --threshold)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default: this machine only)")

@@ -68,9 +68,9 @@ class OnnxSpotter:
         except Exception as e:  # noqa: BLE001  (onnxruntime's errors for a bad file are many and unnamed)
             raise UserError(f"{path} is not a model seqapp exported ({str(e).splitlines()[0][:160]})") from None
 
-    def run(self, blocks: Iterable[np.ndarray], on_detection=None) -> list[Detection]:
+    def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:
         """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
-        happens."""
+        happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
         meta, rate = self.meta, self.meta["sample_rate"]
         state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
         read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
@@ -92,10 +92,12 @@ class OnnxSpotter:
                 probs, *new = self.sess.run(None, {"samples": buffer[None, :read], **state})
                 state = dict(zip(meta["inputs"][1:], new))
                 buffer = buffer[advance:]
-                for p in probs[0]:
-                    time = (((steps + 1) * k - 1) * hop + meta["n_fft"]) / rate  # its last sample's time
-                    steps += 1
-                    detection = layer.update(time, p)
+                times = (((steps + 1 + np.arange(len(probs[0]))) * k - 1) * hop + meta["n_fft"]) / rate
+                steps += len(times)  # a step's time: when its last sample arrived
+                if on_posteriors:
+                    on_posteriors(times, probs[0])
+                for time, p in zip(times, probs[0]):
+                    detection = layer.update(float(time), p)
                     if detection is not None:
                         found.append(detection)
                         if on_detection:
