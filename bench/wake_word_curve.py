@@ -70,7 +70,7 @@ def main() -> None:
         rate = [sum(r[f"false_alarms_{s}"] for s in hours) / total for r in rows]
         print_best("openWakeWord 0.4.0", rows, rate, total)
         ax.plot(rate, [1 - r["found_rate"] for r in rows], "D--", color="tab:purple", markersize=3,
-                label="openWakeWord 0.4.0, pretrained (thresholds " + ", ".join(f"{r['threshold']:g}" for r in rows) + ")")
+                label=f"openWakeWord 0.4.0, pretrained (thresholds {rows[0]['threshold']:g}-{rows[-1]['threshold']:g})")
     ax.axvline(0.5, color="grey", linestyle=":", lw=0.8)
     ax.axhline(0.1, color="tab:green", linestyle=":", lw=0.8, label="target from text: 90% found at 0.5 FA/h")
     ax.set_xscale("symlog", linthresh=1)
