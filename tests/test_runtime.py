@@ -93,3 +93,14 @@ def test_without_a_checkpoint_the_bundled_spotter_listens_and_its_format_guards_
     assert bundled.returncode == 0 and bundled.stdout == named.stdout and bundled.stdout
     monkeypatch.setattr(runtime, "FORMAT", runtime.FORMAT + 1)
     assert_one_line_error(run_main("spot", "--stream", rec), "format")
+
+
+def test_the_spotter_that_ships_with_seqapp_listens_without_a_checkpoint(tmp_path):
+    from seqapp.speech import runtime
+
+    assert runtime.BUNDLED.is_file(), "make bundled-spotter writes it"
+    quiet = tmp_path / "noise.wav"
+    sf.write(quiet, 0.003 * np.random.default_rng(0).standard_normal(48000).astype(np.float32), 16000)
+    proc = run_main("spot", "--stream", quiet, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # three seconds of faint noise hold no keyword
