@@ -150,9 +150,11 @@ def test_a_file_gives_the_clis_detections_and_bad_files_one_line(served, tmp_pat
         assert big.status_code == 413 and "MB" in big.json()["error"]
 
 
-def test_serve_refuses_bad_flags_in_one_line(served):
+def test_serve_refuses_bad_flags_in_one_line(served, monkeypatch):
     from conftest import assert_one_line_error
+    from seqapp.speech import runtime
 
+    monkeypatch.setattr(runtime, "BUNDLED", served.tmp / "no_bundled_spotter.onnx")  # else serve listens with it
     assert_one_line_error(run_main("serve"), "--lm", "--kws")
     assert_one_line_error(run_main("serve", "--kws", served.lm), "kws")
     assert_one_line_error(run_main("serve", "--lm", served.lm, "--port", "70000"), "--port")
