@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seqapp.speech.decision import Detection  # noqa: E402
 from seqapp.speech.make_stream import read_labels  # noqa: E402
-from seqapp.speech.stream import file_blocks  # noqa: E402
 from seqapp.speech.stream_score import score_detections  # noqa: E402
+from pocketsphinx_streams import read_pcm  # noqa: E402  (bench/: beside this file)
 
 FRAME = 1280
 SUPPRESSION_S = 1.5
@@ -52,11 +52,6 @@ def detections(keyword: str, frame_scores: np.ndarray, threshold: float) -> list
             found.append(Detection(keyword, time_s, float(s)))
             quiet_until = time_s + SUPPRESSION_S
     return found
-
-
-def read_pcm(path: str) -> np.ndarray:
-    wave = np.concatenate(list(file_blocks(path)))
-    return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
 
 
 def main() -> None:
