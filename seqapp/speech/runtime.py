@@ -18,6 +18,17 @@ FORMAT = 1                    # the bundled spotter's format: a seqapp that read
 HISTORY_S = 2.0               # audio kept for the verifier (its windows reach 1.2 s back)
 
 
+def verify_windows(audio: np.ndarray, end_samples: list[int], ends_s, rate: int) -> np.ndarray:
+    """The verifier's 1 s windows: for each sample index of `audio`, one ending `back` seconds before it for each
+    back in ends_s (zero-padded before the audio's start), (len(end_samples) * len(ends_s), rate)."""
+    windows = np.zeros((len(end_samples) * len(ends_s), rate), np.float32)
+    for i, (end, back) in enumerate((e, b) for e in end_samples for b in ends_s):
+        stop = end - int(back * rate)
+        piece = audio[max(0, stop - rate): max(0, stop)]
+        windows[i, rate - len(piece):] = piece
+    return windows
+
+
 def is_exported(path) -> bool:
     return path is None or str(path).endswith(".onnx")
 
@@ -106,12 +117,7 @@ class OnnxSpotter:
         column, rate = self.verifier_columns[label], self.meta["sample_rate"]
         if column is None:
             return 0.0
-        ends = self.meta["verify_ends_s"]
-        windows = np.zeros((len(ends), rate), np.float32)
-        for i, back in enumerate(ends):
-            stop = int(round(time * rate)) - offset - int(back * rate)
-            piece = history[max(0, stop - rate): max(0, stop)]
-            windows[i, rate - len(piece):] = piece
+        windows = verify_windows(history, [int(round(time * rate)) - offset], self.meta["verify_ends_s"], rate)
         logits = self.verifier.run(None, {"wave": windows})[0].astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         return float((probs / probs.sum(axis=1, keepdims=True))[:, column].max())

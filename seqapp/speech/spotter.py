@@ -21,6 +21,7 @@ from .audio import SAMPLE_RATE
 from .calibrate import Evidence, add_stream, operating_point
 from .decision import DecisionConfig, DecisionLayer, detect, smoothed
 from .model import StreamingSpotter
+from .runtime import verify_windows
 from .stream import SpotterStream, posteriors
 
 VERIFY_ENDS_S = (0.0, 0.2)   # the verifier's 1 s windows end this long before the trigger
@@ -40,11 +41,7 @@ class Spotter:
     def verify_scores(self, audio: np.ndarray, end_samples: list[int]) -> np.ndarray:
         """The verifier's probabilities (windows, classes in self.names' order) for 1 s windows ending at each
         sample index of `audio` (zero-padded before its start)."""
-        windows = np.zeros((len(end_samples) * len(VERIFY_ENDS_S), SAMPLE_RATE), np.float32)
-        for i, (end, back) in enumerate((e, b) for e in end_samples for b in VERIFY_ENDS_S):
-            stop = end - int(back * SAMPLE_RATE)
-            piece = audio[max(0, stop - SAMPLE_RATE): max(0, stop)]
-            windows[i, SAMPLE_RATE - len(piece):] = piece
+        windows = verify_windows(audio, end_samples, VERIFY_ENDS_S, SAMPLE_RATE)
         probs = torch.softmax(self.verifier(torch.from_numpy(windows)).float(), dim=-1).numpy()
         order = [self.verifier_names.index(n) if n in self.verifier_names else None for n in self.names]
         mapped = np.stack([probs[:, j] if j is not None else np.zeros(len(probs)) for j in order], axis=1)
