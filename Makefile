@@ -73,16 +73,16 @@ train-custom: $(VENV)/.installed synth-tools
 
 CUSTOM_FREE = --free runs/streams/free30.wav --free runs/streams/speech_test.wav --free runs/custom_bench/free_test120.wav
 bench-custom: $(VENV)/.installed
-	$(PY) bench/wake_word_streams.py --keywords "$(CUSTOM)" --wake-words $(OTHER_SPEECH)/wake_words \
+	$(PY) bench/speech/wake_word_streams.py --keywords "$(CUSTOM)" --wake-words $(OTHER_SPEECH)/wake_words \
 		--noise $(KWS_DATA)/_background_noise_ --out runs/custom_bench
 	$(PY) -m seqapp make-stream --data $(KWS_TEST) --noise $(KWS_DATA)/_background_noise_ --keywords "$(CUSTOM)" \
 		--keyword-share 0 --minutes 120 --max-noise 0.3 --seed 4 --out runs/custom_bench/free_test120.wav
-	$(PY) bench/stream_curve.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
+	$(PY) bench/speech/stream_curve.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
 		$(CUSTOM_FREE) --out runs/custom_bench/curve.png
-	$(PY) bench/wake_word_curve.py --curve runs/custom_bench/curve.json $(CUSTOM_FREE) --out runs/custom_bench/wake_word_curve.png
-	$(PY) bench/operating_points.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
+	$(PY) bench/speech/wake_word_curve.py --curve runs/custom_bench/curve.json $(CUSTOM_FREE) --out runs/custom_bench/wake_word_curve.png
+	$(PY) bench/speech/operating_points.py --model "from text=runs/custom/best.pt" --keywords runs/custom_bench/wake_words.wav \
 		$(CUSTOM_FREE) --json runs/custom_bench/points.json
-	$(PY) bench/pocketsphinx_streams.py --keywords "$(CUSTOM)" --stream runs/custom_bench/wake_words.wav \
+	$(PY) bench/speech/pocketsphinx_streams.py --keywords "$(CUSTOM)" --stream runs/custom_bench/wake_words.wav \
 		--free runs/streams/free30.wav --free runs/streams/speech_test.wav --json runs/custom_bench/pocketsphinx.json
 
 # The peer beside it: seqapp trained with --keywords alexa from text alone, and openWakeWord 0.4.0's pretrained
@@ -91,14 +91,14 @@ bench-custom: $(VENV)/.installed
 # bench-custom build (run those first).
 bench-alexa: $(VENV)/.installed synth-tools
 	$(PY) -m pip install -q '.[peer]'
-	$(PY) bench/wake_word_streams.py --keywords alexa --wake-words $(OTHER_SPEECH)/wake_words \
+	$(PY) bench/speech/wake_word_streams.py --keywords alexa --wake-words $(OTHER_SPEECH)/wake_words \
 		--noise $(KWS_DATA)/_background_noise_ --out runs/alexa_bench
 	$(PY) train.py kws --keywords alexa --data $(KWS_DATA) --other-speech $(OTHER_SPEECH) --out runs/alexa
-	$(PY) bench/stream_curve.py --model "from text=runs/alexa/best.pt" --keywords runs/alexa_bench/wake_words.wav \
+	$(PY) bench/speech/stream_curve.py --model "from text=runs/alexa/best.pt" --keywords runs/alexa_bench/wake_words.wav \
 		$(CUSTOM_FREE) --out runs/alexa_bench/curve.png
-	$(PY) bench/openwakeword_streams.py --model alexa --keyword alexa --stream runs/alexa_bench/wake_words.wav \
+	$(PY) bench/speech/openwakeword_streams.py --model alexa --keyword alexa --stream runs/alexa_bench/wake_words.wav \
 		$(CUSTOM_FREE) --json runs/alexa_bench/openwakeword.json
-	$(PY) bench/wake_word_curve.py --curve runs/alexa_bench/curve.json --openwakeword runs/alexa_bench/openwakeword.json \
+	$(PY) bench/speech/wake_word_curve.py --curve runs/alexa_bench/curve.json --openwakeword runs/alexa_bench/openwakeword.json \
 		$(CUSTOM_FREE) --out runs/alexa_bench/wake_word_curve.png
 
 # The listening spotter that ships inside seqapp (seqapp/speech/models/listening.onnx): the listening preset,
@@ -107,7 +107,7 @@ bundled-spotter: train-kws-stream
 	$(PY) -m seqapp export --checkpoint runs/kws_stream/best.pt --out seqapp/speech/models/listening.onnx
 
 bench: $(VENV)/.installed
-	$(PY) bench/bench_lm.py --data $(DATA)
+	$(PY) bench/lm/train_speed.py --data $(DATA)
 
 clean:
 	rm -rf runs build *.egg-info

@@ -22,7 +22,7 @@ import soundfile as sf
 
 
 class DecisionLayer:
-    """seqapp.speech.decision.DecisionLayer, copied so this file needs no seqapp: average the posteriors over
+    """seqapp.speech.listening.decision.DecisionLayer, copied so this file needs no seqapp: average the posteriors over
     a window, fire when a keyword's average reaches its threshold (with a verifier: reaches the trigger, and
     the geometric mean with the verifier's probability reaches the threshold), then stay quiet for the
     suppression time."""

@@ -66,7 +66,7 @@ def add_train_and_tune(groups, name: str, help_text: str, add_flags, train_handl
 # Each package's command line: a module with register(groups, commands) that adds its parsers to the groups
 # (train, evaluate, tune: one subcommand per task) or its own commands, and sets each one's `handler`.
 # A new task is one more line here; no other file changes.
-TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli", "seqapp.synth.cli", "seqapp.study.cli", "seqapp.serve.cli")
+TASK_CLIS = ("seqapp.text.cli", "seqapp.speech.cli", "seqapp.long_range.cli", "seqapp.study.cli", "seqapp.serve.cli")
 
 
 def build_parser() -> Parser:

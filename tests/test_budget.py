@@ -9,7 +9,7 @@ from conftest import assert_one_line_error, run_main
 from seqapp import checkpoint
 from seqapp.config import parse_duration
 from seqapp.errors import UserError
-from seqapp.synth.task import SynthConfig, SynthTask
+from seqapp.long_range.task import SynthConfig, SynthTask
 from seqapp.trainer import TrainConfig, Trainer
 
 

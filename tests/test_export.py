@@ -11,10 +11,10 @@ import torch
 from conftest import ROOT, TEXT, run_cli, run_main, tone
 from seqapp import checkpoint
 from seqapp.onnx_export import metadata, session
-from seqapp.speech.dataset import class_names
-from seqapp.speech.export import ChunkGraph, chunk_sizes
-from seqapp.speech.stream import SpotterStream
-from seqapp.speech.task import KWSConfig, build_model
+from seqapp.speech.data.dataset import class_names
+from seqapp.speech.listening.export import ChunkGraph, chunk_sizes
+from seqapp.speech.listening.stream import SpotterStream
+from seqapp.speech.settings import KWSConfig, build_model
 from seqapp.text.model import LanguageModel
 from seqapp.text.task import LMConfig, model_config
 from seqapp.text.tokenizer import CharTokenizer
@@ -122,7 +122,7 @@ def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell, feature
     # one layer: the exporter unrolls a bidirectional simple RNN step by step, and a second layer doubles that
     ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=False, cell=cell, layers=1, features=features)
     export(ckpt, tmp_path / "kws.onnx")
-    from seqapp.speech.task import model_from_checkpoint
+    from seqapp.speech.settings import model_from_checkpoint
 
     model, labels = model_from_checkpoint(checkpoint.load(ckpt))
     waves = torch.stack([torch.as_tensor(tone(f)) for f in (300.0, 1200.0, 3000.0, 500.0, 800.0)])  # batch 5
@@ -137,7 +137,7 @@ def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell, feature
 def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features):
     ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell, features=features)
     export(ckpt, tmp_path / "stream.onnx")
-    from seqapp.speech.task import model_from_checkpoint
+    from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
     wave = np.concatenate([tone(440.0, 1.3), 0.05 * np.random.default_rng(0).standard_normal(16000)]).astype(np.float32)
@@ -170,7 +170,7 @@ def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
         assert "DynamicQuantizeLSTM" in {n.op_type for n in graph.node}
     else:  # the recurrent weights themselves are int8
         assert (24, 72) in int8_shapes
-    from seqapp.speech.task import model_from_checkpoint
+    from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
     read, _ = chunk_sizes(model)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import assert_one_line_error, make_speech_commands, memory_capped, run_main
 from seqapp.errors import UserError
-from seqapp.speech.audio import load_audio
+from seqapp.speech.data.audio import load_audio
 from seqapp.text.task import LMConfig, LMTask
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from seqapp.config import resolve
-from seqapp.speech.task import KWSConfig, build_model
+from seqapp.speech.settings import KWSConfig, build_model
 from seqapp.text.model import LanguageModel
 from seqapp.text.task import LMConfig, model_config
 from seqapp.trainer import TrainConfig
@@ -23,7 +23,7 @@ def test_preset_builds(path):
         task_cfg, train_cfg = resolve({"config": str(path)}, KWSConfig, TrainConfig)
         build_model(task_cfg.check())
         if task_cfg.verifier:  # the second stage's preset ships too, and builds a clip model
-            from seqapp.speech.recipe import verifier_settings
+            from seqapp.speech.training.recipe import verifier_settings
 
             clip_cfg, clip_train = verifier_settings(task_cfg, str(path.parents[1] / task_cfg.verifier))
             assert build_model(clip_cfg.check()).cfg.bidirectional and not clip_cfg.streaming
@@ -41,7 +41,7 @@ def test_presets_and_search_spaces_ship():
 def test_search_space_names_only_settings_of_its_task(path):
     from dataclasses import fields
 
-    from seqapp.synth.task import SynthConfig
+    from seqapp.long_range.task import SynthConfig
     from seqapp.tune import load_space
 
     config = {"lm": LMConfig, "kws": KWSConfig, "synth": SynthConfig}[path.stem.split("_")[1]]  # tune_TASK[_...]

@@ -23,7 +23,8 @@ def serve_command(args) -> None:
     import uvicorn
 
     from ..errors import UserError, positive
-    from .app import Limits, Models, create_app
+    from .app import create_app
+    from .models import Limits, Models
 
     positive("--max-connections", args.max_connections)
     if not 0 < args.port < 65536:

@@ -83,8 +83,8 @@ def copy_section(results: dict, grid: Grid) -> list[str]:
 def gradient_section(out: Path, grid: Grid) -> list[str]:
     """dL/dh against distance, per cell, at initialization and after training (seed 1, T = gradient_length)."""
     from .. import checkpoint
-    from ..synth.gradients import init_and_trained
-    from ..synth.task import model_from_checkpoint
+    from ..long_range.gradients import init_and_trained
+    from ..long_range.task import model_from_checkpoint
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))

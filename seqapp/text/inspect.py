@@ -3,7 +3,7 @@ Networks"): how often each gate unit is saturated, and a page that colours text 
 
 nn.LSTM / nn.GRU do not expose their gates, so they are recomputed here from the encoder's own weights, one
 step at a time, in PyTorch's gate order (LSTM: input, forget, cell, output; GRU: reset, update, new). The
-hidden states this produces equal the fused module's outputs (tests/test_gated.py checks it)."""
+hidden states this produces equal the fused module's outputs (tests/study/test_gated.py checks it)."""
 from __future__ import annotations
 
 import html

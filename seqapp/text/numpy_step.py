@@ -8,7 +8,7 @@ weight matrix is one torch.mv on the checkpoint's own (gates * hidden, inputs) l
 weights (3 MB at 2x256) do not fit one core's L2 cache but do fit two, and PyTorch splits a matrix-vector
 product's rows over its threads the same way every call; OpenBLAS (numpy's) keeps a product this small on
 one thread, which then streams the weights from L3 every step (110 us against 43 us here). Same numbers as
-LanguageModel.step to float32 rounding (tests/test_generate.py), for every cell.
+LanguageModel.step to float32 rounding (tests/text/test_generate.py), for every cell.
 """
 from __future__ import annotations
 

@@ -1,0 +1,65 @@
+"""`seqapp spot --stream` as users run it, on a checkpoint (PyTorch) and on its export (onnxruntime, no torch):
+the real-time factor on one thread (start-up excluded by timing the same command on a 1-second file), the
+peak resident memory of the whole process (GNU time's maximum RSS), and whether both find the same
+detections.
+
+    python bench/speech/listen.py --checkpoint runs/kws_stream/best.pt --onnx spotter.onnx \
+        --stream runs/streams/test20.wav"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(model: str | None, stream: str) -> tuple[float, float, str]:
+    """(seconds, peak MB, stdout) of one `seqapp spot --stream` process on one thread."""
+    flags = ["--checkpoint", model] if model else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.NamedTemporaryFile(suffix=".txt") as peak:
+        started = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, sys.executable, "-m", "seqapp", "spot",
+                               *flags, "--stream", stream], cwd=ROOT, capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - started
+        if proc.returncode:
+            sys.exit(proc.stderr.strip().splitlines()[-1])
+        return seconds, int(Path(peak.name).read_text().split()[-1]) / 1024, proc.stdout
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="a streaming checkpoint (PyTorch)")
+    p.add_argument("--onnx", action="append", default=[], help="an exported spotter; 'bundled' for the one inside")
+    p.add_argument("--stream", required=True)
+    args = p.parse_args()
+    audio_s = sf.info(args.stream).duration
+    with tempfile.TemporaryDirectory() as tmp:
+        second = str(Path(tmp) / "one_second.wav")
+        sf.write(second, np.zeros(16000, np.float32), 16000)
+        models = ([("PyTorch", args.checkpoint)] if args.checkpoint else []) + \
+                 [(f"onnxruntime ({m})", None if m == "bundled" else m) for m in args.onnx]
+        outputs = {}
+        print(f"{args.stream}: {audio_s / 60:.1f} min")
+        for name, model in models:
+            start_s, _, _ = run(model, second)
+            seconds, peak_mb, out = run(model, args.stream)
+            outputs[name] = out
+            print(f"{name:>40}: RTF {(seconds - start_s) / audio_s:.4f}, peak {peak_mb:.0f} MB, "
+                  f"{len(out.splitlines())} detections, start-up {start_s:.1f} s")
+        if len(set(outputs.values())) > 1:
+            print("the detections differ between them")
+        elif len(outputs) > 1:
+            print("the same detections from each")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
+
+- a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
+- a streaming model: a fixed chunk step. The encoder steps of about CHUNK_SECONDS (100 ms) -> their posteriors,
+  with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
+  a sample buffer, runs the graph whenever `chunk_samples` are there and drops the first `advance_samples`,
+  so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...onnx_export import unrolled_for_int8, write_onnx
+from ..data.audio import SAMPLE_RATE
+from ..data.dataset import SILENCE, UNKNOWN
+from ..models.spotters import StreamingSpotter
+from .runtime import FORMAT
+
+CHUNK_SECONDS = 0.1  # per-call overhead is paid about 10 times a second (5 steps of 20 ms, or one of 80 ms)
+
+
+def chunk_steps(model: StreamingSpotter) -> int:
+    return max(1, round(CHUNK_SECONDS / model.step_seconds))
+
+
+class ClipGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, wave):
+        return self.model.clip_logits(wave)
+
+
+class ChunkGraph(nn.Module):
+    """With `unrolled`, the encoder runs as chunk_steps single steps (plain matrix products, which onnxruntime
+    can quantize where it has no int8 GRU op) instead of one nn.GRU/LSTM call."""
+
+    def __init__(self, model: StreamingSpotter, unrolled: bool = False):
+        super().__init__()
+        self.model, self.unrolled = model, unrolled
+
+    def forward(self, samples, h, c=None):
+        fe, state = self.model.frontend, h if c is None else (h, c)
+        features = fe.stack(fe.normalise(fe.raw_features(samples)))
+        if self.unrolled:
+            outs = []
+            for t in range(features.shape[1]):
+                out, state = self.model.encoder.step(features[:, t], state)
+                outs.append(out)
+            logits = self.model.classifier(torch.stack(outs, dim=1))
+        else:
+            logits, state = self.model.classify(features, state)
+        probs = torch.softmax(logits, dim=-1)
+        return (probs, *state) if isinstance(state, tuple) else (probs, state)
+
+
+def chunk_sizes(model: StreamingSpotter) -> tuple[int, int]:
+    """(samples a chunk reads, samples it moves on by)."""
+    fe = model.frontend
+    frames = chunk_steps(model) * fe.cfg.frame_stack
+    return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
+
+
+def verifier_path(final: Path) -> Path:
+    """Where a bundle's verifier graph goes: beside the streaming graph, `NAME.verifier.onnx`."""
+    return final.with_name(final.stem + ".verifier.onnx")
+
+
+def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> list[str]:
+    """A clip model, a streaming model, or a bundle: its streaming graph at `out` and its verifier's clip graph
+    beside the final name (verifier_path), named in the streaming graph's metadata."""
+    import os
+    import tempfile
+
+    from .spotter import spotter_from_checkpoint
+    from ..settings import model_from_checkpoint
+
+    final = final or out
+    lines = []
+    if ckpt.get("verifier"):
+        target = verifier_path(final)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        lines = [f"the verifier (second stage): {target}, {clip_lines[1]}"]
+    model, labels = model_from_checkpoint(ckpt)
+    cfg, fe = model.encoder.config, model.frontend
+    g = torch.Generator().manual_seed(0)
+    common = {"task": "kws", "labels": labels, "keywords": [name not in (SILENCE, UNKNOWN) for name in labels],
+              "sample_rate": SAMPLE_RATE, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden}
+    if isinstance(model, StreamingSpotter):
+        read, advance = chunk_sizes(model)
+        names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
+        outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
+        decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
+        metadata = {**common, "graph": "stream_chunk", "format": FORMAT, "inputs": names, "outputs": outputs,
+                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": chunk_steps(model),
+                    "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
+                    "step_seconds": model.step_seconds, "decision": asdict(decision)}
+        if ckpt.get("verifier"):
+            from .spotter import VERIFY_ENDS_S
+
+            metadata.update(verifier=verifier_path(final).name, verify_ends_s=list(VERIFY_ENDS_S))
+        graph = ChunkGraph(model, unrolled=unrolled_for_int8(cfg.cell, int8))
+        example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
+                                 *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
+        dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
+        what = f"a {chunk_steps(model)}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
+        run = "python examples/spot_stream_onnx.py {out} recording.wav"
+    else:
+        names, outputs = ["wave"], ["logits"]
+        metadata = {**common, "graph": "clip", "inputs": names, "outputs": outputs, "clip_samples": SAMPLE_RATE}
+        graph = ClipGraph(model)
+        example = lambda batch: (0.1 * torch.randn(batch, SAMPLE_RATE, generator=g),)  # noqa: E731
+        dynamic = {"wave": {0: "batch"}}
+        what = "one-second clips, front end inside"
+        run = "onnxruntime: session.run(None, {'wave': clips})  # (batch, 16000) float32 at 16 kHz"
+    # the front end stays float: one int8 scale would flatten a filterbank's quiet bands (and MFCC's DCT); the
+    # embedding's DFT and convolutions too
+    front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels)) + tuple(
+        tuple(b.shape) for b in fe.transform.buffers() if fe.cfg.features == "embedding")
+    diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
+    extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
+             f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
+             + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
+                if cfg.cell.startswith("rnn") else "")]
+    if int8 and cfg.cell == "gru":
+        lines.append("onnxruntime has no int8 GRU op: " + ("the chunk's GRU steps are exported as matrix products, "
+                     "which are int8" if isinstance(model, StreamingSpotter) else "the clip model's GRU stays float"))
+    return lines + extra + [f"run it: {run}"]

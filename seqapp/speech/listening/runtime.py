@@ -1,0 +1,123 @@
+"""The listening spotter without PyTorch: a spotter exported by `seqapp export` (or the one that ships inside
+seqapp) run by onnxruntime, block by block, through seqapp's decision layer. `seqapp spot --stream` and
+`seqapp listen` run it for a .onnx file and when no checkpoint is given: a long-running listener then holds
+onnxruntime and numpy, not PyTorch (tests/speech/listening/test_runtime.py: the same detections as the checkpoint)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ...errors import UserError
+from ...onnx_export import metadata, session
+from .decision import DecisionConfig, DecisionLayer, Detection, step_end_seconds
+
+BUNDLED = Path(__file__).parents[1] / "models" / "listening.onnx"  # make bundled-spotter writes it
+FORMAT = 1                    # the bundled spotter's format: a seqapp that reads another refuses it
+HISTORY_S = 2.0               # audio kept for the verifier (its windows reach 1.2 s back)
+
+
+def verify_windows(audio: np.ndarray, end_samples: list[int], ends_s, rate: int) -> np.ndarray:
+    """The verifier's 1 s windows: for each sample index of `audio`, one ending `back` seconds before it for each
+    back in ends_s (zero-padded before the audio's start), (len(end_samples) * len(ends_s), rate)."""
+    windows = np.zeros((len(end_samples) * len(ends_s), rate), np.float32)
+    for i, (end, back) in enumerate((e, b) for e in end_samples for b in ends_s):
+        stop = end - int(back * rate)
+        piece = audio[max(0, stop - rate): max(0, stop)]
+        windows[i, rate - len(piece):] = piece
+    return windows
+
+
+def is_exported(path) -> bool:
+    return path is None or str(path).endswith(".onnx")
+
+
+class OnnxSpotter:
+    """An exported streaming graph (samples and state in, posteriors and state out), its verifier graph when it
+    has one, and the decision layer at the operating point stored in its metadata (or `threshold`)."""
+
+    def __init__(self, path=None, threshold: float | None = None, average_ms: float | None = None):
+        path = Path(path) if path is not None else BUNDLED
+        if not path.is_file():
+            raise UserError(f"{path}: no such spotter" + (" (this install has no bundled spotter: pass --checkpoint, "
+                                                          "or build it with make bundled-spotter)"
+                                                          if path == BUNDLED else ""))
+        self.sess, self.meta = self._open(path)
+        meta = self.meta
+        if meta.get("graph") != "stream_chunk":
+            raise UserError(f"{path} is not a streaming spotter (export one trained with --streaming)")
+        if meta.get("format", FORMAT) != FORMAT:
+            raise UserError(f"{path} is a spotter of format {meta['format']}; this seqapp reads format {FORMAT}: "
+                            "rebuild it (make bundled-spotter) or upgrade seqapp")
+        self.path, self.names = path, list(meta["labels"])
+        self.decision = DecisionConfig(**meta["decision"])
+        if threshold is not None:
+            if not 0 < threshold <= 1:
+                raise UserError(f"--threshold must be in (0, 1], got {threshold}")
+            self.decision.threshold, self.decision.thresholds = threshold, None
+        if average_ms is not None:
+            if not 0 < average_ms <= 10_000:
+                raise UserError(f"--average-ms must be in (0, 10000], got {average_ms}")
+            self.decision.average_ms = average_ms
+        self.verifier = None
+        if meta.get("verifier"):
+            verifier_path = path.with_name(meta["verifier"])
+            if not verifier_path.is_file():
+                raise UserError(f"{path} is a two-stage spotter: its verifier {verifier_path} is missing")
+            self.verifier, verifier_meta = self._open(verifier_path)
+            clip_names = verifier_meta["labels"]
+            self.verifier_columns = [clip_names.index(n) if n in clip_names else None for n in self.names]
+        self.note = ("operating point: the thresholds it was exported with" if self.decision.thresholds
+                     else f"threshold {self.decision.threshold:g}")
+
+    @staticmethod
+    def _open(path: Path):
+        try:
+            sess = session(path)
+            return sess, metadata(sess)
+        except Exception as e:  # noqa: BLE001  (onnxruntime's errors for a bad file are many and unnamed)
+            raise UserError(f"{path} is not a model seqapp exported ({str(e).splitlines()[0][:160]})") from None
+
+    def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:
+        """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
+        happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
+        meta, rate = self.meta, self.meta["sample_rate"]
+        state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
+        read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
+        history = np.zeros(0, np.float32)
+        offset = 0  # the stream sample where `history` starts
+        verify = None if self.verifier is None else (lambda time, label: self._verify(history, offset, time, label))
+        layer = DecisionLayer(self.names, self.decision, meta["step_seconds"], verify)
+        buffer, steps, found = np.zeros(0, np.float32), 0, []
+        for block in blocks:
+            block = np.asarray(block, np.float32).reshape(-1)
+            buffer = np.concatenate([buffer, block])
+            history = np.concatenate([history, block])
+            drop = max(0, len(history) - int(HISTORY_S * rate) - len(block))
+            history, offset = history[drop:], offset + drop
+            while len(buffer) >= read:
+                probs, *new = self.sess.run(None, {"samples": buffer[None, :read], **state})
+                state = dict(zip(meta["inputs"][1:], new))
+                buffer = buffer[advance:]
+                times = step_end_seconds(steps + np.arange(len(probs[0])), k, hop, meta["n_fft"], rate)
+                steps += len(times)
+                if on_posteriors:
+                    on_posteriors(times, probs[0])
+                for time, p in zip(times, probs[0]):
+                    detection = layer.update(float(time), p)
+                    if detection is not None:
+                        found.append(detection)
+                        if on_detection:
+                            on_detection(detection)
+        return found
+
+    def _verify(self, history: np.ndarray, offset: int, time: float, label: int) -> float:
+        """The verifier's best probability of `label` over 1 s windows ending at the trigger and before it."""
+        column, rate = self.verifier_columns[label], self.meta["sample_rate"]
+        if column is None:
+            return 0.0
+        windows = verify_windows(history, [int(round(time * rate)) - offset], self.meta["verify_ends_s"], rate)
+        logits = self.verifier.run(None, {"wave": windows})[0].astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return float((probs / probs.sum(axis=1, keepdims=True))[:, column].max())

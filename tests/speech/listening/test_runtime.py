@@ -1,0 +1,106 @@
+"""The listening spotter without PyTorch: `seqapp spot --stream` and `seqapp listen` run an exported spotter
+(.onnx) on onnxruntime, with the detections the checkpoint gives, never importing torch; bad spotter files are
+one line."""
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import assert_one_line_error, run_cli, run_main, tone
+from seqapp import checkpoint
+from test_export import export, kws_checkpoint
+
+
+def recording(path, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    wave = np.concatenate([np.concatenate([tone(f, 0.7), 0.02 * rng.standard_normal(9000)])
+                           for f in rng.uniform(200, 4000, 12)]).astype(np.float32)
+    sf.write(path, wave, 16000)
+    return path
+
+
+def two_stage(tmp_path, features: str):
+    """A bundle (streaming model and clip verifier) made by hand, and its export."""
+    stream = checkpoint.load(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0, features=features))
+    clip = checkpoint.load(kws_checkpoint(tmp_path / "clip.pt", streaming=False, layers=1, features=features,
+                                          sharpen=30.0))
+    bundle = {**stream, "verifier": {"task_state": clip["task_state"], "model": clip["model"]}, "trigger": 0.3}
+    checkpoint.save(bundle, tmp_path / "bundle.pt")
+    export(tmp_path / "bundle.pt", tmp_path / "bundle.onnx")
+    return tmp_path / "bundle.pt", tmp_path / "bundle.onnx"
+
+
+@pytest.mark.parametrize("features", ["logmel", "embedding"])
+def test_an_exported_two_stage_spotter_finds_what_its_checkpoint_finds(tmp_path, features):
+    # sharpened posteriors and a threshold the averages never come near: float rounding cannot move a detection
+    ckpt, onnx = two_stage(tmp_path, features)
+    rec = recording(tmp_path / "rec.wav")
+    ours = run_main("spot", "--checkpoint", ckpt, "--stream", rec, "--threshold", "0.55")
+    exported = run_main("spot", "--checkpoint", onnx, "--stream", rec, "--threshold", "0.55")
+    assert ours.returncode == exported.returncode == 0, exported.stderr
+    assert len(ours.stdout.splitlines()) >= 2
+    assert exported.stdout == ours.stdout
+
+
+def test_spot_stream_on_an_exported_spotter_never_imports_torch(tmp_path):
+    onnx = tmp_path / "stream.onnx"
+    export(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0), onnx)
+    rec = recording(tmp_path / "rec.wav")
+    script = textwrap.dedent(f"""
+        import sys
+        from seqapp.cli import main
+        code = main(["spot", "--checkpoint", {str(onnx)!r}, "--stream", {str(rec)!r}, "--threshold", "0.55"])
+        print("torch imported:", "torch" in sys.modules, "exit", code)
+    """)
+    proc = run_cli("-c", script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "torch imported: False exit 0"
+    assert len(proc.stdout.splitlines()) >= 3  # detections, then the line above
+
+
+def test_bad_exported_spotters_are_one_line(tmp_path, monkeypatch):
+    rec = recording(tmp_path / "rec.wav")
+    clip = tmp_path / "clip.onnx"
+    export(kws_checkpoint(tmp_path / "clip.pt", streaming=False, layers=1), clip)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model" * 50)
+    ckpt, onnx = two_stage(tmp_path, "logmel")
+    (tmp_path / "bundle.verifier.onnx").unlink()
+    cases = [((tmp_path / "junk.onnx",), "is not a model seqapp exported"),
+             ((clip,), "is not a streaming spotter"),
+             ((tmp_path / "missing.onnx",), "no such spotter"),
+             ((onnx,), "its verifier"),
+             ((onnx, "--false-alarms-per-hour", "2"), "keeps the operating point"),
+             ((onnx, "--threshold", "1.5"), "--threshold")]
+    for (path, *flags), message in cases:
+        assert_one_line_error(run_main("spot", "--checkpoint", path, "--stream", rec, *flags), message)
+    from seqapp.speech.listening import runtime
+
+    monkeypatch.setattr(runtime, "BUNDLED", tmp_path / "none" / "listening.onnx")
+    assert_one_line_error(run_main("spot", "--stream", rec), "no bundled spotter")
+    assert_one_line_error(run_main("spot", rec), "needs --checkpoint")
+
+
+def test_without_a_checkpoint_the_bundled_spotter_listens_and_its_format_guards_it(tmp_path, monkeypatch):
+    from seqapp.speech.listening import runtime
+
+    onnx = tmp_path / "listening.onnx"
+    export(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0, features="embedding"), onnx)
+    rec = recording(tmp_path / "rec.wav")
+    monkeypatch.setattr(runtime, "BUNDLED", onnx)
+    bundled = run_main("spot", "--stream", rec, "--threshold", "0.55")
+    named = run_main("spot", "--checkpoint", onnx, "--stream", rec, "--threshold", "0.55")
+    assert bundled.returncode == 0 and bundled.stdout == named.stdout and bundled.stdout
+    monkeypatch.setattr(runtime, "FORMAT", runtime.FORMAT + 1)
+    assert_one_line_error(run_main("spot", "--stream", rec), "format")
+
+
+def test_the_spotter_that_ships_with_seqapp_listens_without_a_checkpoint(tmp_path):
+    from seqapp.speech.listening import runtime
+
+    assert runtime.BUNDLED.is_file(), "make bundled-spotter writes it"
+    quiet = tmp_path / "noise.wav"
+    sf.write(quiet, 0.003 * np.random.default_rng(0).standard_normal(48000).astype(np.float32), 16000)
+    proc = run_main("spot", "--stream", quiet, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # three seconds of faint noise hold no keyword
