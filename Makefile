@@ -11,7 +11,7 @@ KWS_TEST ?= $(firstword $(wildcard ../shared/data/speech_commands_test) data/spe
 
 OTHER_SPEECH ?= $(firstword $(wildcard ../shared/data/other_speech) data/other_speech)
 
-.PHONY: train test train-kws train-kws-stream train-custom bench-custom bench-alexa bundled-spotter bench clean \
+.PHONY: data train test train-kws train-kws-stream train-custom bench-custom bench-alexa bundled-spotter bench clean \
 	synth-tools browser-tools
 
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
+
+# In the project's workspace, where ../shared/data/ sits beside the checkout: link its datasets into data/ (the
+# default paths of every command; nothing is copied). Elsewhere, data/README.md says where to get them.
+data:
+	@for d in tinyshakespeare speech_commands speech_commands_test other_speech; do \
+	  if [ -e ../shared/data/$$d ] && [ ! -e data/$$d ]; then ln -s ../../shared/data/$$d data/$$d && echo "data/$$d -> ../shared/data/$$d"; fi; \
+	done
 
 # About 10 minutes on any machine: the presets train for 570 s (validation and set-up add ~25 s), on a CUDA
 # GPU with its preset when there is one.

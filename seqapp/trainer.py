@@ -67,7 +67,7 @@ SCHEDULES = ("wsd", "cosine", "constant")
 def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "wsd", decay_fraction: float = 0.2,
               min_ratio: float = 0.0) -> float:
     """The learning rate of `step` as a fraction of the peak. wsd (warm-up, stable, decay) holds the peak
-    and anneals only at the end: short runs are starved by cosine's early decay (docs/benchmarks.md)."""
+    and anneals only at the end: short runs are starved by cosine's early decay (docs/language_model.md)."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":

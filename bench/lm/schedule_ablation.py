@@ -1,5 +1,5 @@
-"""The plain 2x256 LSTM loop of bench_lm.py with one option changed at a time: the source of the schedule
-table in docs/benchmarks.md. One thread per run, so two can run side by side on 2 cores.
+"""The plain 2x256 LSTM loop of train_speed.py with one option changed at a time: the source of the schedule
+table in docs/language_model.md. One thread per run, so two can run side by side on 2 cores.
 
     python bench/lm/schedule_ablation.py --data ../shared/data/tinyshakespeare/input.txt --sched wsd --decay 0.2
 """
