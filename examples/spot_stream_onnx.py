@@ -4,12 +4,12 @@ soundfile only.
     seqapp export --checkpoint runs/kws_stream/best.pt --out kws_stream.onnx
     python examples/spot_stream_onnx.py kws_stream.onnx recording.wav
 
-The model is a 100 ms chunk step (samples and the recurrent state in, per-step posteriors and the new state
+The model is a chunk step (100 ms of log-mel steps, or 4 embedding vectors of 80 ms: samples and the recurrent state in, per-step posteriors and the new state
 out); its labels, chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the
 model's metadata. A two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that
 scores the last second whenever the streaming score reaches the trigger. The decision layer is seqapp's
 (TensorFlow's RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the
-checkpoint, except for the last < 100 ms of the recording, which this runtime leaves unread."""
+checkpoint."""
 import argparse
 import json
 import sys
@@ -135,6 +135,22 @@ def main():
     state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
     read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
     buffer, steps = np.zeros(0, np.float32), 0
+
+    def run_chunk(chunk, keep=None):
+        """One call of the graph; the first `keep` steps' posteriors through the decision layer."""
+        nonlocal state, steps
+        probs, *new = sess.run(None, {"samples": chunk[None], **state})
+        state = dict(zip(meta["inputs"][1:], new))
+        for p_step in probs[0][:keep]:
+            # when the audio this step depends on has all arrived: its last frame's last sample
+            time = (((steps + 1) * k - 1) * hop + meta["n_fft"]) / meta["sample_rate"]
+            steps += 1
+            found = layer.update(time, p_step)
+            if found:
+                label, score = found
+                print(json.dumps({"label": label, "time": round(time, 3), "score": round(score, 4)})
+                      if args.json else f"{time:9.2f} s  {label:<6} {score:.3f}", flush=True)
+
     try:
         blocks = mono_blocks(args.recording, meta["sample_rate"])
         for block in blocks:
@@ -142,18 +158,12 @@ def main():
             if verifier is not None:
                 verifier.hear(block)
             while len(buffer) >= read:
-                probs, *new = sess.run(None, {"samples": buffer[None, :read], **state})
-                state = dict(zip(meta["inputs"][1:], new))
+                run_chunk(buffer[:read])
                 buffer = buffer[advance:]
-                for p_step in probs[0]:
-                    # when the audio this step depends on has all arrived: its last frame's last sample
-                    time = (((steps + 1) * k - 1) * hop + meta["n_fft"]) / meta["sample_rate"]
-                    steps += 1
-                    found = layer.update(time, p_step)
-                    if found:
-                        label, score = found
-                        print(json.dumps({"label": label, "time": round(time, 3), "score": round(score, 4)})
-                              if args.json else f"{time:9.2f} s  {label:<6} {score:.3f}", flush=True)
+        # the end: the steps the last partial chunk completes (zeros after them, never read as steps)
+        whole = ((len(buffer) - meta["n_fft"]) // hop + 1) // k if len(buffer) >= meta["n_fft"] else 0
+        if whole:
+            run_chunk(np.pad(buffer, (0, read - len(buffer))), keep=whole)
     except (sf.LibsndfileError, RuntimeError) as e:
         sys.exit(f"spot_stream_onnx: cannot read {args.recording}: {str(e).splitlines()[0][:200]}")
 

@@ -1,8 +1,8 @@
 """The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
 
 - a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
-- a streaming model: a fixed chunk step. The encoder steps of about CHUNK_SECONDS (100 ms) -> their posteriors,
-  with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
+- a streaming model: a fixed chunk step. chunk_steps() encoder steps (100 ms of log-mel, 320 ms of the
+  embedding) -> their posteriors, with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
   a sample buffer, runs the graph whenever `chunk_samples` are there and drops the first `advance_samples`,
   so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
 from __future__ import annotations
@@ -19,10 +19,16 @@ from ..data.dataset import SILENCE, UNKNOWN
 from ..models.spotters import StreamingSpotter
 from .runtime import FORMAT
 
-CHUNK_SECONDS = 0.1  # per-call overhead is paid about 10 times a second (5 steps of 20 ms, or one of 80 ms)
+CHUNK_SECONDS = 0.1  # log-mel: per-call overhead is paid about 10 times a second (5 steps of 20 ms)
+# The embedding: each 80 ms vector reads a 782 ms window, and a chunk of several vectors computes their mel and
+# convolutions in one pass over the overlap (4 vectors: 1,022 ms read for 320 ms of steps, a third of the work of
+# one vector a call), at the cost of up to 240 ms of waiting for the chunk (bench/speech/chunk_steps.py)
+EMBEDDING_CHUNK_STEPS = 4
 
 
 def chunk_steps(model: StreamingSpotter) -> int:
+    if model.frontend.cfg.features == "embedding":
+        return EMBEDDING_CHUNK_STEPS
     return max(1, round(CHUNK_SECONDS / model.step_seconds))
 
 

@@ -90,6 +90,24 @@ class OnnxSpotter:
         verify = None if self.verifier is None else (lambda time, label: self._verify(history, offset, time, label))
         layer = DecisionLayer(self.names, self.decision, meta["step_seconds"], verify)
         buffer, steps, found = np.zeros(0, np.float32), 0, []
+
+        def step(chunk: np.ndarray, keep: int | None = None) -> None:
+            """One call of the graph; the posteriors of its first `keep` steps go to the decision layer."""
+            nonlocal state, steps
+            probs, *new = self.sess.run(None, {"samples": chunk[None], **state})
+            state = dict(zip(meta["inputs"][1:], new))
+            probs = probs[0][:keep]
+            times = step_end_seconds(steps + np.arange(len(probs)), k, hop, meta["n_fft"], rate)
+            steps += len(times)
+            if on_posteriors:
+                on_posteriors(times, probs)
+            for time, p in zip(times, probs):
+                detection = layer.update(float(time), p)
+                if detection is not None:
+                    found.append(detection)
+                    if on_detection:
+                        on_detection(detection)
+
         for block in blocks:
             block = np.asarray(block, np.float32).reshape(-1)
             buffer = np.concatenate([buffer, block])
@@ -97,19 +115,12 @@ class OnnxSpotter:
             drop = max(0, len(history) - int(HISTORY_S * rate) - len(block))
             history, offset = history[drop:], offset + drop
             while len(buffer) >= read:
-                probs, *new = self.sess.run(None, {"samples": buffer[None, :read], **state})
-                state = dict(zip(meta["inputs"][1:], new))
+                step(buffer[:read])
                 buffer = buffer[advance:]
-                times = step_end_seconds(steps + np.arange(len(probs[0])), k, hop, meta["n_fft"], rate)
-                steps += len(times)
-                if on_posteriors:
-                    on_posteriors(times, probs[0])
-                for time, p in zip(times, probs[0]):
-                    detection = layer.update(float(time), p)
-                    if detection is not None:
-                        found.append(detection)
-                        if on_detection:
-                            on_detection(detection)
+        # the stream's end: the steps the last partial chunk completes, as PyTorch reads them (zeros after them)
+        whole = ((len(buffer) - meta["n_fft"]) // hop + 1) // k if len(buffer) >= meta["n_fft"] else 0
+        if whole:
+            step(np.pad(buffer, (0, read - len(buffer))), keep=whole)
         return found
 
     def _verify(self, history: np.ndarray, offset: int, time: float, label: int) -> float:

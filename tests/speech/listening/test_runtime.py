@@ -43,6 +43,28 @@ def test_an_exported_two_stage_spotter_finds_what_its_checkpoint_finds(tmp_path,
     assert exported.stdout == ours.stdout
 
 
+@pytest.mark.parametrize("features", ["logmel", "embedding"])
+def test_the_runtime_gives_every_step_pytorch_gives_to_the_recordings_end(tmp_path, features):
+    # chunks of several steps (four 80 ms vectors on the embedding): the last partial chunk is read too
+    from seqapp.speech.listening.runtime import OnnxSpotter
+    from seqapp.speech.listening.stream import posteriors
+    from seqapp.speech.settings import model_from_checkpoint
+
+    ckpt = kws_checkpoint(tmp_path / "stream.pt", streaming=True, features=features)
+    export(ckpt, tmp_path / "stream.onnx")
+    spotter = OnnxSpotter(tmp_path / "stream.onnx")
+    wave = sf.read(recording(tmp_path / "rec.wav"), dtype="float32")[0][:16000 * 7 + 4321]
+    seen = []
+    spotter.run([wave[i: i + 5000] for i in range(0, len(wave), 5000)], on_posteriors=lambda t, p: seen.append((t, p)))
+    times, probs = np.concatenate([t for t, _ in seen]), np.concatenate([p for _, p in seen])
+    import torch
+
+    want_times, want = posteriors(model_from_checkpoint(checkpoint.load(ckpt))[0], torch.from_numpy(wave))
+    assert spotter.meta["steps_per_chunk"] > 1 and len(want) % spotter.meta["steps_per_chunk"]  # a partial chunk
+    np.testing.assert_allclose(times, want_times)
+    np.testing.assert_allclose(probs, want, atol=1e-4)
+
+
 def test_spot_stream_on_an_exported_spotter_never_imports_torch(tmp_path):
     onnx = tmp_path / "stream.onnx"
     export(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0), onnx)
