@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Settings
+from ..config import Settings, read_json_object
 from ..errors import UserError, positive
 from .data import dataset as ds
 from .data.keywords import class_names as keyword_classes, parse_keywords
@@ -133,11 +133,9 @@ class KWSConfig(Settings):
         return cfg
 
 
-
 def build_model(cfg: KWSConfig) -> KeywordSpotter | StreamingSpotter:
     model_class = StreamingSpotter if cfg.streaming else KeywordSpotter
     return model_class(cfg.model_config(), cfg.feature_config())
-
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[KeywordSpotter | StreamingSpotter, list[str]]:
@@ -163,8 +161,6 @@ def voice_draw(cfg: KWSConfig, negatives: bool = False):
 
 def custom_voice_draw(neural: float | None = None) -> VoiceDraw:
     """The voices `train kws --keywords` draws (configs/kws_custom.json), with another neural share if given."""
-    from ..config import read_json_object
-
     values = read_json_object(CUSTOM_PRESET, "custom preset") if CUSTOM_PRESET.is_file() else {}
     if neural is not None:
         values["synth_neural"] = neural

@@ -7,8 +7,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...device import autocast
+from ... import checkpoint
+from ...device import autocast, pick_device
 from ...task import EvalContext
+from ..data.audio import load_audio
+from ..data.dataset import load_eval_set
+from ..settings import model_from_checkpoint
 
 
 @torch.no_grad()
@@ -85,11 +89,6 @@ def plot_confusion(confusion, names: list[str], png: Path, title: str = "") -> N
 
 def evaluate_clips(checkpoint_path: str, data: str, device_name: str = "auto", out: str | None = None) -> dict:
     """`evaluate kws --data`: a clip checkpoint scored on a test set, its confusion matrix drawn beside it."""
-    from ... import checkpoint
-    from ...device import pick_device
-    from ..data.dataset import load_eval_set
-    from ..settings import model_from_checkpoint
-
     device = pick_device(device_name)
     model, names = model_from_checkpoint(checkpoint.load(checkpoint_path, task="kws", map_location=device))
     waves, labels, what = load_eval_set(Path(data), names)
@@ -104,11 +103,6 @@ def evaluate_clips(checkpoint_path: str, data: str, device_name: str = "auto", o
 @torch.no_grad()
 def label_clips(checkpoint_path: str, files: list[Path], top_k: int, device_name: str = "cpu") -> list[dict]:
     """`seqapp spot FILES`: each clip's label and its top-k classes with their probabilities."""
-    from ... import checkpoint
-    from ...device import pick_device
-    from ..data.audio import load_audio
-    from ..settings import model_from_checkpoint
-
     device = pick_device(device_name)
     model, names = model_from_checkpoint(checkpoint.load(checkpoint_path, task="kws", map_location=device))
     waves = torch.stack([load_audio(f) for f in files])
