@@ -60,6 +60,20 @@ def test_no_import_circles():
             visit(node, [node])
 
 
+def test_the_speech_stages_import_downwards_only():
+    # docs/architecture.md: data <- voices <- models <- settings <- listening <- training <- cli
+    stages = ["data", "voices", "models", "settings", "flags", "listening", "training", "cli"]
+    for path in (PACKAGE / "speech").rglob("*.py"):
+        parts = module_name(path).split(".")
+        if len(parts) < 3:
+            continue
+        stage = stages.index(parts[2])
+        for target in imports_of(path):
+            other = target.split(".")
+            if other[:2] == ["seqapp", "speech"] and len(other) > 2:
+                assert stages.index(other[2]) <= stage, f"{module_name(path)} imports {target}, a later stage"
+
+
 def test_modules_are_short_and_folders_small():
     long = [f"{p.relative_to(PACKAGE.parent)}: {n} lines" for p in MODULES
             if (n := len(p.read_text().splitlines())) > 400]
