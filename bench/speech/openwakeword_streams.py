@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from seqapp.speech.listening.decision import Detection  # noqa: E402
 from seqapp.speech.data.streams import read_labels  # noqa: E402
 from seqapp.speech.listening.scoring import score_detections  # noqa: E402
-from pocketsphinx_streams import read_pcm  # noqa: E402  (bench/: beside this file)
+from pocketsphinx_streams import peer_row, read_pcm  # noqa: E402  (bench/: beside this file)
 
 FRAME = 1280
 SUPPRESSION_S = 1.5
@@ -73,14 +73,7 @@ def main() -> None:
         score = score_detections(detections(args.keyword, stream_scores, t), truth, len(stream) / 16000,
                                  [args.keyword])
         alarms = [len(detections(args.keyword, s, t)) for s in free_scores]
-        row = {"threshold": t, "found_rate": score["found_rate"], "found": score["found"],
-               "keywords": score["keywords"], "free_false_alarms": sum(alarms),
-               "false_alarms_per_hour": sum(alarms) / free_hours,
-               **{f"false_alarms_{Path(p).stem}": a for p, a in zip(args.free, alarms)},
-               "latency_median_s": score["latency_median_s"]}
-        rows.append(row)
-        print(f"threshold {t:g}: found {row['found']}/{row['keywords']} ({row['found_rate']:.1%}), "
-              f"{sum(alarms)} false alarms in {free_hours:.2f} h ({row['false_alarms_per_hour']:.1f}/hour)", flush=True)
+        rows.append(peer_row("threshold", t, score, alarms, args.free, free_hours))
     print(f"real-time factor {(time.perf_counter() - started) / seconds:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

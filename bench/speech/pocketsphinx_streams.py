@@ -45,6 +45,19 @@ def detections(keyword: str, pcm: np.ndarray, sensitivity: float) -> list[Detect
     return found
 
 
+def peer_row(setting: str, value: float, score: dict, alarms: list[int], free: list[str], free_hours: float) -> dict:
+    """One operating point of a peer, printed as it is made: what seqapp's scorer found in the labelled stream
+    (`score`), and the false alarms on each keyword-free stream."""
+    row = {setting: value, "found_rate": score["found_rate"], "found": score["found"], "keywords": score["keywords"],
+           "stream_false_alarms": score["false_alarms"], "free_false_alarms": sum(alarms),
+           "false_alarms_per_hour": sum(alarms) / free_hours,
+           **{f"false_alarms_{Path(p).stem}": a for p, a in zip(free, alarms)},
+           "latency_median_s": score["latency_median_s"], "per_keyword": score.get("per_keyword")}
+    print(f"{setting} {value:g}: found {row['found']}/{row['keywords']} ({row['found_rate']:.1%}), "
+          f"{sum(alarms)} false alarms in {free_hours:.2f} h ({row['false_alarms_per_hour']:.1f}/hour)", flush=True)
+    return row
+
+
 def read_pcm(path: str) -> np.ndarray:
     wave = np.concatenate(list(file_blocks(path)))
     return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
@@ -65,16 +78,10 @@ def main() -> None:
     rows, started, audio = [], time.perf_counter(), 0.0
     for s in args.sensitivity or SENSITIVITIES:
         found = [d for k in keywords for d in detections(k, stream, s)]
-        alarms = sum(len(detections(k, f, s)) for k in keywords for f in free)
+        alarms = [sum(len(detections(k, f, s)) for k in keywords) for f in free]
         audio += len(keywords) * (len(stream) + sum(len(f) for f in free)) / 16000
-        score = score_detections(found, truth, len(stream) / 16000, keywords)
-        row = {"sensitivity": s, "found_rate": score["found_rate"], "found": score["found"],
-               "keywords": score["keywords"], "stream_false_alarms": score["false_alarms"],
-               "free_false_alarms": alarms, "false_alarms_per_hour": alarms / free_hours,
-               "per_keyword": score.get("per_keyword")}
-        rows.append(row)
-        print(f"sensitivity {s:g}: found {row['found']}/{row['keywords']} ({row['found_rate']:.1%}), "
-              f"{alarms} false alarms in {free_hours:.2f} h ({row['false_alarms_per_hour']:.1f}/hour)", flush=True)
+        rows.append(peer_row("sensitivity", s, score_detections(found, truth, len(stream) / 16000, keywords), alarms,
+                             args.free, free_hours))
     print(f"real-time factor {(time.perf_counter() - started) / audio:.4f} per keyword decoder")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
