@@ -27,7 +27,8 @@ def add_setting_flags(kws) -> None:
     add("--augment", action=argparse.BooleanOptionalAction, help="training-time augmentation (default: on)")
     add("--skip-bad-files", action="store_true", help="skip unreadable clips (counted) instead of stopping")
     add("--streaming", action=argparse.BooleanOptionalAction,
-        help="a unidirectional model with a posterior per 20 ms, for spot --stream and listen")
+        help="a unidirectional model with a posterior per step (80 ms on the embedding, 20 ms on log-mel), for "
+             "spot --stream and listen")
     add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
     add("--eq-db", type=float, help="streaming: a random equaliser of up to this many dB (a microphone's response)")
     add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")
