@@ -97,7 +97,7 @@ bench-custom: $(VENV)/.installed
 # same streams: the real alexa clips over noise, and the keyword-free streams that train-kws-stream and
 # bench-custom build (run those first).
 bench-alexa: $(VENV)/.installed synth-tools
-	$(PY) -m pip install -q '.[peer]'
+	$(PY) -m pip install -q -e '.[peer]'
 	$(PY) bench/speech/wake_word_streams.py --keywords alexa --wake-words $(OTHER_SPEECH)/wake_words \
 		--noise $(KWS_DATA)/_background_noise_ --out runs/alexa_bench
 	$(PY) train.py kws --keywords alexa --data $(KWS_DATA) --other-speech $(OTHER_SPEECH) --out runs/alexa
