@@ -12,7 +12,7 @@ from conftest import ROOT, TEXT, run_cli, run_main, tone
 from seqapp import checkpoint
 from seqapp.onnx_export import metadata, session
 from seqapp.speech.data.dataset import class_names
-from seqapp.speech.listening.export import ChunkGraph, chunk_sizes
+from seqapp.speech.listening.export import ChunkGraph, chunk_sizes, default_chunk_steps
 from seqapp.speech.listening.stream import SpotterStream
 from seqapp.speech.settings import KWSConfig, build_model
 from seqapp.text.model import LanguageModel
@@ -143,7 +143,7 @@ def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features):
     wave = np.concatenate([tone(440.0, 1.3), 0.05 * np.random.default_rng(0).standard_normal(16000)]).astype(np.float32)
     expected = SpotterStream(model).push(wave).numpy()
     sess, meta = session(tmp_path / "stream.onnx"), metadata(session(tmp_path / "stream.onnx"))
-    read, advance = chunk_sizes(model)
+    read, advance = chunk_sizes(model, default_chunk_steps(model))
     assert (meta["chunk_samples"], meta["advance_samples"]) == (read, advance)
     state = {name: np.zeros((2, 1, 24), np.float32) for name in meta["inputs"][1:]}
     got, pos = [], 0
@@ -173,7 +173,7 @@ def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
     from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
-    read, _ = chunk_sizes(model)
+    read, _ = chunk_sizes(model, default_chunk_steps(model))
     samples = torch.as_tensor(tone(700.0, read / 16000))[None]
     state = [torch.zeros(2, 1, 24)] * (2 if cell == "lstm" else 1)
     with torch.no_grad():

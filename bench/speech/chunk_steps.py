@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from seqapp import checkpoint  # noqa: E402
 from seqapp.speech.data.sources import file_blocks  # noqa: E402
-from seqapp.speech.listening import export  # noqa: E402
+from seqapp.speech.listening.export import export_kws  # noqa: E402
 from seqapp.speech.listening.runtime import OnnxSpotter  # noqa: E402
 
 
@@ -35,9 +35,8 @@ def main() -> None:
     reference = None
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.steps or [1, 2, 3, 4, 6]:
-            export.EMBEDDING_CHUNK_STEPS = k
             out = Path(tmp) / f"k{k}.onnx"
-            export.export_kws(ckpt, out, args.int8)
+            export_kws(ckpt, out, args.int8, steps=k)
             spotter = OnnxSpotter(out)
             started = time.perf_counter()
             found = spotter.run(blocks)

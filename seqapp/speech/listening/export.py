@@ -1,10 +1,10 @@
 """The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
 
 - a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
-- a streaming model: a fixed chunk step. chunk_steps() encoder steps (100 ms of log-mel, 320 ms of the
-  embedding) -> their posteriors, with the encoder state in and out. The chunk's samples are exactly the frames it completes: a runtime keeps
-  a sample buffer, runs the graph whenever `chunk_samples` are there and drops the first `advance_samples`,
-  so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
+- a streaming model: a fixed chunk of encoder steps (default_chunk_steps: 100 ms of log-mel, 320 ms of the
+  embedding) -> their posteriors, with the encoder state in and out. The chunk's samples are exactly the frames
+  it completes: a runtime keeps a sample buffer, runs the graph whenever `chunk_samples` are there and drops the
+  first `advance_samples`, so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -26,7 +26,7 @@ CHUNK_SECONDS = 0.1  # log-mel: per-call overhead is paid about 10 times a secon
 EMBEDDING_CHUNK_STEPS = 4
 
 
-def chunk_steps(model: StreamingSpotter) -> int:
+def default_chunk_steps(model: StreamingSpotter) -> int:
     if model.frontend.cfg.features == "embedding":
         return EMBEDDING_CHUNK_STEPS
     return max(1, round(CHUNK_SECONDS / model.step_seconds))
@@ -64,10 +64,10 @@ class ChunkGraph(nn.Module):
         return (probs, *state) if isinstance(state, tuple) else (probs, state)
 
 
-def chunk_sizes(model: StreamingSpotter) -> tuple[int, int]:
-    """(samples a chunk reads, samples it moves on by)."""
+def chunk_sizes(model: StreamingSpotter, steps: int) -> tuple[int, int]:
+    """(samples a chunk of `steps` encoder steps reads, samples it moves on by)."""
     fe = model.frontend
-    frames = chunk_steps(model) * fe.cfg.frame_stack
+    frames = steps * fe.cfg.frame_stack
     return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
 
 
@@ -76,9 +76,10 @@ def verifier_path(final: Path) -> Path:
     return final.with_name(final.stem + ".verifier.onnx")
 
 
-def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> list[str]:
-    """A clip model, a streaming model, or a bundle: its streaming graph at `out` and its verifier's clip graph
-    beside the final name (verifier_path), named in the streaming graph's metadata."""
+def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, steps: int | None = None) -> list[str]:
+    """A clip model, a streaming model, or a bundle: its streaming graph at `out` (`steps` encoder steps a call,
+    default_chunk_steps by default) and its verifier's clip graph beside the final name (verifier_path), named in
+    the streaming graph's metadata."""
     import os
     import tempfile
 
@@ -103,12 +104,13 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> 
     common = {"task": "kws", "labels": labels, "keywords": [name not in (SILENCE, UNKNOWN) for name in labels],
               "sample_rate": SAMPLE_RATE, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden}
     if isinstance(model, StreamingSpotter):
-        read, advance = chunk_sizes(model)
+        steps = steps or default_chunk_steps(model)
+        read, advance = chunk_sizes(model, steps)
         names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
         outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
         decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
         metadata = {**common, "graph": "stream_chunk", "format": FORMAT, "inputs": names, "outputs": outputs,
-                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": chunk_steps(model),
+                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": steps,
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
                     "step_seconds": model.step_seconds, "decision": asdict(decision)}
         if ckpt.get("verifier"):
@@ -119,7 +121,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None) -> 
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
                                  *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
         dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
-        what = f"a {chunk_steps(model)}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
+        what = f"a {steps}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
         run = "python examples/spot_stream_onnx.py {out} recording.wav"
     else:
         names, outputs = ["wave"], ["logits"]
