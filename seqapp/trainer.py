@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
 from .config import Settings
-from .device import autocast, pick_device, pick_precision
+from .device import autocast, keep_freed_memory, pick_device, pick_precision
 from .errors import UserError, positive
 from .metrics import MetricsLog
 from .task import EvalContext, Task
@@ -103,6 +103,7 @@ class Trainer:
         self.on_validation, self.validations = on_validation, 0
         self.dist = distributed.init(cfg.device)
         self.device = pick_device(cfg.device, self.dist.local_rank)
+        keep_freed_memory()
         self.precision = pick_precision(cfg.precision, self.device)
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)  # the initial weights

