@@ -129,8 +129,9 @@ class SpeechEmbedding(nn.Module):
 class EmbeddingFrontEnd(nn.Module):
     """16 kHz samples in [-1, 1] -> (batch, 96, vectors): the mel and the embedding, frozen."""
 
-    def __init__(self, floor_db: float | None = FLOOR_DB):
+    def __init__(self, floor_db: float | None = FLOOR_DB, piece_samples: int = PIECE_SAMPLES):
         super().__init__()
+        self.piece_samples = piece_samples
         mel, convs = _weights(str(model_dir()))
         self.mel = SpeechMel(mel, floor_db)
         self.net = SpeechEmbedding(convs)
@@ -141,7 +142,7 @@ class EmbeddingFrontEnd(nn.Module):
             return torch.cat([self(wave[:, i * VECTOR_HOP: (i + n - 1) * VECTOR_HOP + VECTOR_SPAN], eq_db)
                               for i in range(0, count, PIECE_VECTORS) for n in [min(PIECE_VECTORS, count - i)]], 2)
         exporting = torch.compiler.is_compiling() or torch.jit.is_tracing()  # a graph keeps its batch free
-        rows = max(1, PIECE_SAMPLES // max(1, wave.shape[1]))
+        rows = max(1, self.piece_samples // max(1, wave.shape[1]))
         if not exporting and len(wave) > rows and self.mel.floor_db is not None:  # the same vectors, a few at a time
             return torch.cat([self(wave[i: i + rows], None if eq_db is None else eq_db[i: i + rows])
                               for i in range(0, len(wave), rows)])

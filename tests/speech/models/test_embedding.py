@@ -117,12 +117,10 @@ def test_a_long_recording_is_read_in_pieces_with_the_same_vectors():
     torch.testing.assert_close(pieces, whole, atol=1e-3, rtol=1e-4)
 
 
-
-def test_a_batch_read_a_few_clips_at_a_time_gives_each_clip_its_own_vectors_and_equaliser(monkeypatch):
-    front = emb.EmbeddingFrontEnd()
+def test_a_batch_read_a_few_clips_at_a_time_gives_each_clip_its_own_vectors_and_equaliser():
     wave = torch.stack([torch.from_numpy(speech_like(1.5, seed=s)) for s in range(5)])
+    front = emb.EmbeddingFrontEnd(piece_samples=2 * wave.shape[1])  # pieces of 2, 2 and 1 clips
     eq_db = torch.linspace(-6, 6, 5 * emb.MEL_BANDS).reshape(5, emb.MEL_BANDS)
     with torch.no_grad():
         whole = front.net(front.mel(wave * emb.INT16_SCALE, eq_db)).transpose(1, 2)
-    monkeypatch.setattr(emb, "PIECE_SAMPLES", 2 * wave.shape[1])  # pieces of 2, 2 and 1 clips
     torch.testing.assert_close(front(wave, eq_db), whole, atol=1e-3, rtol=1e-4)
