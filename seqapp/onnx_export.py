@@ -1,7 +1,7 @@
 """`seqapp export`: a checkpoint -> one self-contained ONNX file that onnxruntime runs without PyTorch.
 
 The shared part: PyTorch's exporter (torch.onnx.export(dynamo=True)), constant folding (onnxscript's
-optimizer), onnxruntime's dynamic int8 quantization, the settings a runtime needs as JSON in the model's
+optimizer), onnxruntime's dynamic int8 quantization, float16 storage of the weights, the settings a runtime needs as JSON in the model's
 metadata, and a check of every export against PyTorch. Each task says what its graph is (register_exporter)."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ EXPORTERS: dict[str, str] = {}
 
 
 def register_exporter(task: str, target: str) -> None:
-    """target "package.module:function", called as function(ckpt, path, int8, final) -> lines to print ("{out}"
+    """target "package.module:function", called as function(ckpt, path, int8, final, fp16) -> lines to print ("{out}"
     in them stands for the file's final name, `final`; `path` is where to write it, renamed after). Named, not
     imported: the command line starts without torch or onnx."""
     EXPORTERS[task] = target
@@ -34,6 +34,7 @@ def add_export_command(commands) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--int8", action="store_true", help="int8 weights (onnxruntime dynamic quantization)")
+    p.add_argument("--fp16", action="store_true", help="weights stored as float16 (half the file), computed in float32")
     p.set_defaults(handler=export_command)
 
 
@@ -53,11 +54,12 @@ def export_command(args) -> None:
     os.close(fd)
     module, function = EXPORTERS[ckpt["task"]].split(":")
     try:
-        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8, out)
+        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8, out, args.fp16)
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB{', int8' if args.int8 else ''})")
+    kinds = ", ".join(k for k, on in (("int8", args.int8), ("float16 weights", args.fp16)) if on)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB{', ' + kinds if kinds else ''})")
     for line in lines:
         print(line.replace("{out}", str(out)))
 
@@ -68,13 +70,13 @@ def unrolled_for_int8(cell: str, int8: bool) -> bool:
 
 
 def write_onnx(module, example, out: Path, inputs: list[str], outputs: list[str], metadata: dict,
-               int8: bool, dynamic: dict | None = None, float_weights: tuple = ()) -> float:
+               int8: bool, dynamic: dict | None = None, float_weights: tuple = (), fp16: bool = False) -> float:
     """Export `module`, fold its constants, optionally quantize, write one file with `metadata` under
     METADATA_KEY, and check it: `example(batch)` makes inputs; the export traces a batch of 2, the check runs
     a batch of 3 against PyTorch (checked_difference, whose result is returned). `dynamic`: {input name:
     {axis: name}} for dimensions left free (batch only: a recurrent layer's time dimension would be fixed to
     the example's length anyway, so graphs here are fixed-length steps and chunks). `float_weights`: shapes
-    of weight matrices whose products stay float."""
+    of weight matrices whose products stay float. `fp16`: the float weights stored as float16 (half_weights)."""
     import onnx
     import onnxscript.optimizer
     import torch
@@ -94,15 +96,38 @@ def write_onnx(module, example, out: Path, inputs: list[str], outputs: list[str]
         value.type.tensor_type.ClearField("shape")
     if int8:
         model = quantize(model, float_weights)
+    if fp16:
+        model = half_weights(model)
     entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps({**metadata, "int8": int8})
+    entry.key, entry.value = METADATA_KEY, json.dumps({**metadata, "int8": int8, "fp16_weights": fp16})
     onnx.save_model(model, str(out))
     check = example(3)
     with torch.no_grad():
         expected = module(*check)
     expected = expected if isinstance(expected, tuple) else (expected,)
     return checked_difference(out, dict(zip(inputs, (t.numpy() for t in check))), [t.numpy() for t in expected],
-                              int8)
+                              int8, fp16)
+
+
+def half_weights(model, min_values: int = 1024):
+    """Each float32 initializer of at least `min_values` values stored as float16 and cast back to float32 by a
+    Cast node, which onnxruntime folds when it loads the model: half the file, the same float32 arithmetic, on
+    weights rounded to 11 significant bits."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    casts = []
+    for weight in model.graph.initializer:
+        values = numpy_helper.to_array(weight)
+        if weight.data_type != onnx.TensorProto.FLOAT or values.size < min_values:
+            continue
+        name = weight.name
+        weight.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}.fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
 
 
 def quantize(model, float_weights: tuple = ()):
@@ -147,19 +172,21 @@ def metadata(sess) -> dict:
 
 
 FP32_TOLERANCE = 1e-3  # float32 rounding gives ~1e-6; an exporter bug (GRU before onnxscript 0.7.2) far more
+FP16_TOLERANCE = 2e-2  # float16 weights: ~5e-4 relative each, through a dozen layers
 
 
-def checked_difference(path, feeds: dict, expected: list, int8: bool) -> float:
-    """Run the written model on `feeds`: the largest absolute difference from PyTorch's outputs. A float
-    model that disagrees is refused, not written."""
+def checked_difference(path, feeds: dict, expected: list, int8: bool, fp16: bool = False) -> float:
+    """Run the written model on `feeds`: the largest absolute difference from PyTorch's outputs. A model
+    that is not int8 and disagrees is refused, not written."""
     got = session(path).run(None, {k: np.asarray(v) for k, v in feeds.items()})
     if [g.shape for g in got] != [np.shape(e) for e in expected]:
         raise ValueError(f"outputs {[g.shape for g in got]} against PyTorch's {[np.shape(e) for e in expected]}")
     diff = max(float(np.abs(np.asarray(g, dtype=np.float64) - np.asarray(e, dtype=np.float64)).max())
                for g, e in zip(got, expected))
     scale = max(1.0, *(float(np.abs(e).max()) for e in expected))  # a ReLU RNN's values can run to hundreds
-    if not int8 and not diff <= FP32_TOLERANCE * scale:
-        raise UserError(f"the exported model disagrees with PyTorch by {diff:.2g} (more than {FP32_TOLERANCE}): "
+    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+    if not int8 and not diff <= tolerance * scale:
+        raise UserError(f"the exported model disagrees with PyTorch by {diff:.2g} (more than {tolerance}): "
                         "not written; check that onnxscript >= 0.7.2 is installed")
     return diff
 

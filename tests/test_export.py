@@ -183,6 +183,24 @@ def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
     assert np.abs(got - expected).max() < 0.02  # posteriors; the documented tolerance
 
 
+def test_fp16_weights_store_the_stream_graph_in_half_and_keep_its_posteriors(tmp_path):
+    import onnx
+
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, features="embedding")
+    export(ckpt, tmp_path / "fp16.onnx", "--fp16")
+    weights = onnx.load(str(tmp_path / "fp16.onnx")).graph.initializer
+    assert {w.data_type for w in weights if np.prod(w.dims) >= 1024} == {onnx.TensorProto.FLOAT16}
+    from seqapp.speech.settings import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(checkpoint.load(ckpt))
+    read, _ = chunk_sizes(model, default_chunk_steps(model))
+    samples, state = torch.as_tensor(tone(700.0, read / 16000))[None], torch.zeros(2, 1, 24)
+    with torch.no_grad():
+        expected = ChunkGraph(model)(samples, state)[0].numpy()
+    got = session(tmp_path / "fp16.onnx").run(None, {"samples": samples.numpy(), "h": state.numpy()})[0]
+    assert np.abs(got - expected).max() < 0.02  # posteriors; the tolerance the export checks
+
+
 def test_spot_example_detects_what_seqapp_detects(tmp_path):
     # Sharpened posteriors and a threshold (0.55) that the keyword averages never come within 6e-4 of here,
     # while PyTorch's and onnxruntime's averages differ by ~1e-5: rounding cannot move a detection.

@@ -123,8 +123,8 @@ def main() -> None:
         for ax, column in zip(axes[0], columns):
             ax.plot([r[column] for r in rows], [1 - r["found_rate"] for r in rows], "o-", label=name, markersize=3)
     for ax, p in zip(axes[0], args.free):
-        ax.axvline(5, color="grey", linestyle=":", lw=0.8)
-        ax.axhline(0.10, color="grey", linestyle=":", lw=0.8, label="target: 90% found at 5 FA/h")
+        ax.axvline(1, color="grey", linestyle=":", lw=0.8)
+        ax.axhline(0.05, color="grey", linestyle=":", lw=0.8, label="aim: 95% found at <= 1 FA/h")
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
         ax.set_xlabel(f"false alarms per hour on {Path(p).name}")

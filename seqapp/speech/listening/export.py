@@ -76,7 +76,8 @@ def verifier_path(final: Path) -> Path:
     return final.with_name(final.stem + ".verifier.onnx")
 
 
-def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, steps: int | None = None) -> list[str]:
+def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp16: bool = False,
+               steps: int | None = None) -> list[str]:
     """A clip model, a streaming model, or a bundle: its streaming graph at `out` (`steps` encoder steps a call,
     default_chunk_steps by default) and its verifier's clip graph beside the final name (verifier_path), named in
     the streaming graph's metadata."""
@@ -93,7 +94,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, ste
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         try:
-            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8)
+            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8, fp16=fp16)
             os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -135,7 +136,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, ste
     # embedding's DFT and convolutions too
     front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels)) + tuple(
         tuple(b.shape) for b in fe.transform.buffers() if fe.cfg.features == "embedding")
-    diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end)
+    diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end, fp16=fp16)
     extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
              + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
