@@ -20,7 +20,7 @@ def save(payload: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -31,6 +31,16 @@ def save(payload: dict, path: str | Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """(descriptor, name) of a new empty file beside `path`, to be renamed onto it, with the permissions the
+    umask gives a new file (mkstemp's own are 0600: a model shared with other users would be unreadable)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
 
 
 def _fsync_dir(folder: Path) -> None:

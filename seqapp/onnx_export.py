@@ -50,7 +50,7 @@ def export_command(args) -> None:
         raise UserError(f"--out {out} is a folder: give the file to write, e.g. {out / 'model.onnx'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     # written beside its place, then renamed: an unwritable folder fails now, a failed export leaves nothing
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    fd, tmp = checkpoint.temp_beside(out)
     os.close(fd)
     module, function = EXPORTERS[ckpt["task"]].split(":")
     try:

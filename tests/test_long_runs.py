@@ -79,6 +79,15 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
 
 
+def test_a_checkpoint_gets_the_permissions_of_any_new_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        checkpoint.save({"task": "lm", "step": 1}, tmp_path / "best.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "best.pt").stat().st_mode & 0o777 == 0o644  # readable by the server that loads it
+
+
 def test_sigkill_during_saves_never_leaves_a_broken_file(tmp_path):
     path = tmp_path / "last.pt"
     script = (f"import torch, sys; sys.path.insert(0, {str(ROOT)!r}); from seqapp import checkpoint\n"

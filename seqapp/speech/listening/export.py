@@ -82,8 +82,8 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     default_chunk_steps by default) and its verifier's clip graph beside the final name (verifier_path), named in
     the streaming graph's metadata."""
     import os
-    import tempfile
 
+    from ... import checkpoint
     from .spotter import spotter_from_checkpoint
     from ..settings import model_from_checkpoint
 
@@ -91,7 +91,7 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     lines = []
     if ckpt.get("verifier"):
         target = verifier_path(final)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = checkpoint.temp_beside(target)
         os.close(fd)
         try:
             clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8, fp16=fp16)
