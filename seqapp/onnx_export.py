@@ -1,8 +1,8 @@
 """`seqapp export`: a checkpoint -> one self-contained ONNX file that onnxruntime runs without PyTorch.
 
 The shared part: PyTorch's exporter (torch.onnx.export(dynamo=True)), constant folding (onnxscript's
-optimizer), onnxruntime's dynamic int8 quantization, float16 storage of the weights, the settings a runtime needs as JSON in the model's
-metadata, and a check of every export against PyTorch. Each task says what its graph is (register_exporter)."""
+optimizer), onnxruntime's dynamic int8 quantization, float16 storage of the weights, the settings a runtime
+needs as JSON in the model's metadata, and a check of every export against PyTorch. Each task says what its graph is (register_exporter)."""
 from __future__ import annotations
 
 import importlib
@@ -23,9 +23,9 @@ EXPORTERS: dict[str, str] = {}
 
 
 def register_exporter(task: str, target: str) -> None:
-    """target "package.module:function", called as function(ckpt, path, int8, final, fp16) -> lines to print ("{out}"
-    in them stands for the file's final name, `final`; `path` is where to write it, renamed after). Named, not
-    imported: the command line starts without torch or onnx."""
+    """target "package.module:function", called as function(ckpt, path, int8, final, fp16) -> lines to print
+    ("{out}" in them stands for the file's final name, `final`; `path` is where to write it, renamed after).
+    Named, not imported: the command line starts without torch or onnx."""
     EXPORTERS[task] = target
 
 
