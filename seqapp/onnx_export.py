@@ -2,7 +2,8 @@
 
 The shared part: PyTorch's exporter (torch.onnx.export(dynamo=True)), constant folding (onnxscript's
 optimizer), onnxruntime's dynamic int8 quantization, float16 storage of the weights, the settings a runtime
-needs as JSON in the model's metadata, and a check of every export against PyTorch. Each task says what its graph is (register_exporter)."""
+needs as JSON in the model's metadata, and a check of every export against PyTorch. Each task says what its
+graph is (register_exporter)."""
 from __future__ import annotations
 
 import importlib

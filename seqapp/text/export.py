@@ -58,9 +58,9 @@ def export_lm(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp16
                 "vocab_size": model.cfg.vocab_size, "inputs": names, "outputs": outputs,
                 "tokenizer": tokenizer_tables(tokenizer)}
     unrolled = unrolled_for_int8(cfg.cell, int8)
+    dynamic = {name: {0 if name == "tokens" else 1: "batch"} for name in names}
     diff = write_onnx(LMStep(model, unrolled), lambda batch: example_inputs(model, batch, seed=batch), out, names,
-                      outputs, metadata, int8, dynamic={name: {0 if name == "tokens" else 1: "batch"} for name in names},
-                      fp16=fp16)
+                      outputs, metadata, int8, dynamic, fp16=fp16)
     native = f"ONNX's own {cfg.cell.upper()} op" if cfg.cell in ("lstm", "gru") and not unrolled else \
         "its matrix products (onnxruntime has no int8 GRU op)" if unrolled else \
         "MatMul and Tanh/Relu (PyTorch's exporter unrolls nn.RNN instead of using ONNX's RNN op)"
