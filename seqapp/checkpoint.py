@@ -1,6 +1,7 @@
 """Checkpoint I/O: plain dicts, a format version, atomic writes, weights_only loads."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -41,6 +42,19 @@ def temp_beside(path: Path) -> tuple[int, str]:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
     return fd, tmp
+
+
+@contextlib.contextmanager
+def replaced_when_done(path: Path):
+    """A temp file's path beside `path`, renamed onto it when the block succeeds and removed when it fails: a
+    failed write leaves nothing, and an unwritable folder fails before the work."""
+    fd, tmp = temp_beside(path)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:

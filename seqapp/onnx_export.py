@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,15 +49,9 @@ def export_command(args) -> None:
     if out.is_dir():
         raise UserError(f"--out {out} is a folder: give the file to write, e.g. {out / 'model.onnx'}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    # written beside its place, then renamed: an unwritable folder fails now, a failed export leaves nothing
-    fd, tmp = checkpoint.temp_beside(out)
-    os.close(fd)
     module, function = EXPORTERS[ckpt["task"]].split(":")
-    try:
-        lines = getattr(importlib.import_module(module), function)(ckpt, Path(tmp), args.int8, out, args.fp16)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with checkpoint.replaced_when_done(out) as tmp:
+        lines = getattr(importlib.import_module(module), function)(ckpt, tmp, args.int8, out, args.fp16)
     kinds = ", ".join(k for k, on in (("int8", args.int8), ("float16 weights", args.fp16)) if on)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB{', ' + kinds if kinds else ''})")
     for line in lines:
@@ -119,11 +112,10 @@ def half_weights(model, min_values: int = 1024):
 
     casts = []
     for weight in model.graph.initializer:
-        values = numpy_helper.to_array(weight)
-        if weight.data_type != onnx.TensorProto.FLOAT or values.size < min_values:
+        if weight.data_type != onnx.TensorProto.FLOAT or np.prod(weight.dims) < min_values:
             continue
         name = weight.name
-        weight.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}.fp16"))
+        weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight).astype(np.float16), f"{name}.fp16"))
         casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
     nodes = casts + list(model.graph.node)
     del model.graph.node[:]

@@ -81,8 +81,6 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     """A clip model, a streaming model, or a bundle: its streaming graph at `out` (`steps` encoder steps a call,
     default_chunk_steps by default) and its verifier's clip graph beside the final name (verifier_path), named in
     the streaming graph's metadata."""
-    import os
-
     from ... import checkpoint
     from .spotter import spotter_from_checkpoint
     from ..settings import model_from_checkpoint
@@ -91,13 +89,8 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     lines = []
     if ckpt.get("verifier"):
         target = verifier_path(final)
-        fd, tmp = checkpoint.temp_beside(target)
-        os.close(fd)
-        try:
-            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, Path(tmp), int8, fp16=fp16)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with checkpoint.replaced_when_done(target) as tmp:
+            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, tmp, int8, fp16=fp16)
         lines = [f"the verifier (second stage): {target}, {clip_lines[1]}"]
     model, labels = model_from_checkpoint(ckpt)
     cfg, fe = model.encoder.config, model.frontend
