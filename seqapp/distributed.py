@@ -1,6 +1,7 @@
 """Several processes under torchrun: nccl on GPUs, gloo on the CPU. One process when not launched so."""
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ def init(device_name: str) -> Dist:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # a process that exits with its gloo group alive can abort in the interpreter's teardown (SIGABRT;
+        # pytorch/pytorch#179291): whoever trains, the group ends before that
+        atexit.register(shutdown)
     return Dist(rank=rank, world=world, local_rank=local_rank)
 
 
