@@ -132,7 +132,8 @@ def main():
             sys.exit(f"spot_stream_onnx: {args.model} is a two-stage spotter: its verifier {path} is missing")
         verifier = Verifier(path, meta["labels"], meta["verify_ends_s"], meta["sample_rate"])
     layer = DecisionLayer(meta["labels"], meta["keywords"], settings, meta["step_seconds"], verifier)
-    state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
+    shapes = meta.get("state_shapes") or [[meta["layers"], 1, meta["hidden"]]] * (len(meta["inputs"]) - 1)
+    state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], shapes)}
     read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
     buffer, steps = np.zeros(0, np.float32), 0
 

@@ -33,9 +33,9 @@ def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2, toke
 
 
 def kws_checkpoint(path: Path, streaming: bool, cell: str = "gru", hidden: int = 24, sharpen: float = 1.0,
-                   layers: int = 2, features: str = "logmel") -> Path:
+                   layers: int = 2, features: str = "logmel", window: int = 0) -> Path:
     torch.manual_seed(0)
-    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers, features=features)
+    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers, features=features, window=window)
     model = build_model(cfg.check())
     with torch.no_grad():  # sharpen > 1: near one-hot posteriors, as a trained model's are
         model.classifier.weight.mul_(sharpen)

@@ -29,6 +29,9 @@ def add_setting_flags(kws) -> None:
     add("--streaming", action=argparse.BooleanOptionalAction,
         help="a unidirectional model with a posterior per step (80 ms on the embedding, 20 ms on log-mel), for "
              "spot --stream and listen")
+    add("--window", type=int, help="streaming: each step reads the last N steps afresh, as openWakeWord's heads "
+                                   "read 16 embedding vectors (bidirectional, pooled); 0: a carried state")
+    add("--window-steps", type=int, help="streaming with --window: steps of each training sequence in the loss")
     add("--words-per-sequence", type=int, help="streaming: words (1.5 s slots) per training sequence")
     add("--eq-db", type=float, help="streaming: a random equaliser of up to this many dB (a microphone's response)")
     add("--max-noise", type=float, help="streaming: the largest volume of the noise under a training sequence")

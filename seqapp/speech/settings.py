@@ -47,6 +47,8 @@ class KWSConfig(Settings):
     seed: int = 1337
     # streaming: a unidirectional model with a posterior per 20 ms, trained on sequences of several words
     streaming: bool = False
+    window: int = 0               # streaming: each step reads the last N steps afresh (bidirectional, pooled)
+    window_steps: int = 16        # streaming with a window: steps of each training sequence in the loss
     words_per_sequence: int = 4   # slots of 1.5 s, each a word (or nothing: _silence_), over noise
     max_noise: float = 0.3        # the noise added to a training sequence has a volume drawn from [0, this]
     threshold: float = 0.7        # the decision layer's threshold, stored with the model (spot --threshold)
@@ -109,16 +111,22 @@ class KWSConfig(Settings):
         if self.keywords and not (self.synth_positives or self.recordings):
             raise UserError("--keywords needs positives: --synth-positives N (synthetic speech) and/or "
                             "--recordings DIR (your own clips)")
+        positive("--window", self.window, allow_zero=True)
+        if self.window and not self.streaming:
+            raise UserError("--window is for a streaming spotter (--streaming): a clip model reads the whole clip")
         if self.streaming:
             positive("--words-per-sequence", self.words_per_sequence)
+            positive("--window-steps", self.window_steps)
             if ds.SILENCE not in names or ds.UNKNOWN not in names:
                 raise UserError("a streaming spotter needs the 12-class task (_silence_ and _unknown_ between words)")
         return self
 
 
     def model_config(self) -> KWSModelConfig:
+        window = self.window if self.streaming else 0  # a window head may read both ways: it reads a fixed span
         return KWSModelConfig(len(self.names()), self.cell, self.layers, self.hidden, self.dropout,
-                              self.bidirectional and not self.streaming, self.pooling, self.forget_bias)
+                              self.bidirectional and (window > 0 or not self.streaming), self.pooling,
+                              self.forget_bias, window)
 
     def feature_config(self) -> FeatureConfig:
         cfg = FeatureConfig(features=self.features, n_mels=self.n_mels, speed=self.speed,

@@ -100,22 +100,27 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     if isinstance(model, StreamingSpotter):
         steps = steps or default_chunk_steps(model)
         read, advance = chunk_sizes(model, steps)
-        names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" else [])
-        outputs = ["probs", "h_out"] + (["c_out"] if cfg.cell == "lstm" else [])
+        window = model.cfg.window  # a window head carries its last steps' features, not the encoder's state
+        names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" and not window else [])
+        outputs = [name + "_out" if name != "samples" else "probs" for name in names]
+        shape = lambda batch: ((batch, window - 1, model.frontend.n_features) if window  # noqa: E731
+                               else (cfg.layers, batch, cfg.hidden))
         decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
         metadata = {**common, "graph": "stream_chunk", "format": FORMAT, "inputs": names, "outputs": outputs,
                     "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": steps,
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
-                    "step_seconds": model.step_seconds, "decision": asdict(decision)}
+                    "step_seconds": model.step_seconds, "decision": asdict(decision),
+                    "state_shapes": [list(shape(1)) for _ in names[1:]]}
         if ckpt.get("verifier"):
             from .spotter import VERIFY_ENDS_S
 
             metadata.update(verifier=verifier_path(final).name, verify_ends_s=list(VERIFY_ENDS_S))
-        graph = ChunkGraph(model, unrolled=unrolled_for_int8(cfg.cell, int8))
+        graph = ChunkGraph(model, unrolled=unrolled_for_int8(cfg.cell, int8) and not window)
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
-                                 *[torch.randn(cfg.layers, batch, cfg.hidden, generator=g) for _ in names[1:]])
-        dynamic = {name: {0 if name == "samples" else 1: "batch"} for name in names}
-        what = f"a {steps}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with its {cfg.cell} state"
+                                 *[torch.randn(*shape(batch), generator=g) for _ in names[1:]])
+        dynamic = {name: {0 if name == "samples" or window else 1: "batch"} for name in names}
+        what = (f"a {steps}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with "
+                + (f"its last {window - 1} steps' features" if window else f"its {cfg.cell} state"))
         run = "python examples/spot_stream_onnx.py {out} recording.wav"
     else:
         names, outputs = ["wave"], ["logits"]
@@ -136,5 +141,6 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
                 if cfg.cell.startswith("rnn") else "")]
     if int8 and cfg.cell == "gru":
         lines.append("onnxruntime has no int8 GRU op: " + ("the chunk's GRU steps are exported as matrix products, "
-                     "which are int8" if isinstance(model, StreamingSpotter) else "the clip model's GRU stays float"))
+                     "which are int8" if isinstance(model, StreamingSpotter) and not model.cfg.window
+                     else "the GRU stays float"))
     return lines + extra + [f"run it: {run}"]

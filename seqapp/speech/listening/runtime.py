@@ -83,7 +83,8 @@ class OnnxSpotter:
         """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
         happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
         meta, rate = self.meta, self.meta["sample_rate"]
-        state = {name: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for name in meta["inputs"][1:]}
+        shapes = meta.get("state_shapes") or [[meta["layers"], 1, meta["hidden"]]] * (len(meta["inputs"]) - 1)
+        state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], shapes)}
         read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
         history = np.zeros(0, np.float32)
         offset = 0  # the stream sample where `history` starts

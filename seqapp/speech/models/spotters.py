@@ -24,6 +24,7 @@ class KWSModelConfig:
     bidirectional: bool = True
     pooling: str = "attention"
     forget_bias: float = 0.0
+    window: int = 0          # streaming: each step reads its last `window` vectors afresh (no carried encoder state)
 
 
 class AttentionPooling(nn.Module):
@@ -76,36 +77,60 @@ class KeywordSpotter(nn.Module):
 
 
 class StreamingSpotter(nn.Module):
-    """Causal front end -> unidirectional RecurrentEncoder -> a posterior per encoder step (20 ms). The state
-    carries across calls, so a recording can be fed in chunks of any size (see stream.SpotterStream)."""
+    """Causal front end -> unidirectional RecurrentEncoder -> a posterior per encoder step. The state carries
+    across calls, so a recording can be fed in chunks of any size (see stream.SpotterStream).
+
+    With cfg.window, each step's posterior comes from the last `window` steps' features read afresh by the encoder
+    (bidirectional if asked) and pooled, as openWakeWord's heads read the last 16 embedding vectors: a whole word is
+    seen at once, and the carried state is those features, not the encoder's."""
 
     def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
         super().__init__()
-        if cfg.bidirectional:
-            raise UserError("a streaming spotter reads forward in time only: it cannot be bidirectional")
+        if cfg.bidirectional and not cfg.window:
+            raise UserError("a streaming spotter reads forward in time only: it cannot be bidirectional "
+                            "(unless it reads windows: --window)")
         if features.center or features.normalize != "fixed":
             raise UserError("a streaming spotter needs causal features (center off, fixed normalisation)")
+        if cfg.pooling not in POOLINGS:
+            raise UserError(f"unknown pooling {cfg.pooling!r} (choose last, mean or attention)")
         self.cfg = cfg
         self.frontend = FrontEnd(features)
         self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
-                                                      cfg.dropout, forget_bias=cfg.forget_bias))
+                                                      cfg.dropout, cfg.bidirectional, cfg.forget_bias))
+        size = self.encoder.output_size
+        self.attention = AttentionPooling(size) if cfg.window and cfg.pooling == "attention" else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(cfg.hidden, cfg.classes)
+        self.classifier = nn.Linear(size, cfg.classes)
 
     @property
     def step_seconds(self) -> float:
         return self.frontend.hop * self.frontend.cfg.frame_stack / SAMPLE_RATE
 
-    def classify(self, features: torch.Tensor, state=None):
-        """features (batch, steps, n_features) -> logits (batch, steps, classes), the encoder state."""
-        out, state = self.encoder(features, state=state)
-        return self.classifier(self.drop(out)), state
+    def classify(self, features: torch.Tensor, state=None, steps: torch.Tensor | None = None):
+        """features (batch, steps, n_features) -> logits (batch, steps, classes), the state to carry. `steps`
+        (batch, k), windows only: the logits of those steps alone (training reads a few steps of each sequence)."""
+        if not self.cfg.window:
+            out, state = self.encoder(features, state=state)
+            return self.classifier(self.drop(out)), state
+        batch, width = features.shape[0], self.cfg.window  # not len(): an export keeps the batch free
+        past = features.new_zeros(batch, width - 1, features.shape[2]) if state is None else state
+        context = torch.cat([past, features], dim=1)
+        windows = context.unfold(1, width, 1).transpose(2, 3)          # (batch, steps, width, n_features)
+        if steps is not None:
+            windows = windows[torch.arange(batch)[:, None], steps]
+        out, _ = self.encoder(windows.flatten(0, 1))
+        if self.attention is not None:
+            pooled = self.attention(out)[0]
+        else:
+            pooled = out.mean(dim=1) if self.cfg.pooling == "mean" else out[:, -1]
+        logits = self.classifier(self.drop(pooled)).view(batch, -1, self.cfg.classes)
+        return logits, context[:, context.shape[1] - (width - 1):]
 
-    def forward(self, wave: torch.Tensor, spec_augment: bool = False) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, spec_augment: bool = False, steps: torch.Tensor | None = None):
         """wave (batch, samples) from a reset state -> logits per step (batch, steps, classes). Waveform
         augmentation happens before words are placed in a training sequence; here only SpecAugment."""
         fe, augment = self.frontend, spec_augment and self.training
-        return self.classify(fe.stack(fe.normalise(fe.raw_features(wave, augment), augment)))[0]
+        return self.classify(fe.stack(fe.normalise(fe.raw_features(wave, augment), augment)), steps=steps)[0]
 
     def clip_logits(self, wave: torch.Tensor, average_s: float = 0.5) -> torch.Tensor:
         """A clip's decision at its end, from a reset state: the log of the posteriors averaged over the last

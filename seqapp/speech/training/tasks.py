@@ -323,7 +323,12 @@ class StreamKWSTask(KWSTask):
 
     def loss(self, model, batch):
         waves, targets = batch
-        logits = model(waves, spec_augment=self.cfg.augment)
+        if self.cfg.window:  # each step is a window read afresh: a few steps of each sequence teach as much
+            steps = torch.multinomial((targets != IGNORE).float() + 1e-6, self.cfg.window_steps)
+            targets = targets.gather(1, steps)
+            logits = model(waves, spec_augment=self.cfg.augment, steps=steps)
+        else:
+            logits = model(waves, spec_augment=self.cfg.augment)
         steps = min(logits.shape[1], targets.shape[1])
         return F.cross_entropy(logits[:, :steps].float().flatten(0, 1), targets[:, :steps].flatten(),
                                ignore_index=IGNORE, label_smoothing=self.cfg.label_smoothing), len(waves) * self.cfg.words_per_sequence

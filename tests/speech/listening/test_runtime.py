@@ -56,6 +56,18 @@ def test_an_exported_two_stage_spotter_finds_what_its_checkpoint_finds(tmp_path,
     assert exported.stdout == ours.stdout
 
 
+def test_an_exported_window_head_finds_what_its_checkpoint_finds(tmp_path):
+    # the graph carries the last steps' features in place of an encoder state
+    ckpt = kws_checkpoint(tmp_path / "window.pt", streaming=True, sharpen=60.0, window=6)
+    export(ckpt, tmp_path / "window.onnx")
+    rec = recording(tmp_path / "rec.wav")
+    ours = run_main("spot", "--checkpoint", ckpt, "--stream", rec, "--threshold", "0.55")
+    exported = run_main("spot", "--checkpoint", tmp_path / "window.onnx", "--stream", rec, "--threshold", "0.55")
+    assert ours.returncode == exported.returncode == 0, exported.stderr
+    assert len(ours.stdout.splitlines()) >= 2
+    assert exported.stdout == ours.stdout
+
+
 @pytest.mark.parametrize("features", ["logmel", "embedding"])
 def test_the_runtime_gives_every_step_pytorch_gives_to_the_recordings_end(tmp_path, bundles, features):
     # chunks of several steps (four 80 ms vectors on the embedding): the last partial chunk is read too

@@ -13,6 +13,7 @@ import torch
 
 from conftest import (WORD_TONES, assert_one_line_error, make_speech_commands, memory_capped, run_cli, run_main,
                       tone)
+from seqapp import checkpoint
 from seqapp.encoder import CELLS
 from seqapp.errors import UserError
 from seqapp.speech.listening.decision import DecisionConfig, DecisionLayer, Detection, detect
@@ -20,7 +21,7 @@ from seqapp.speech.data.streams import make_stream
 from seqapp.speech.listening.stream import SpotterStream, step_times
 from seqapp.speech.data.sources import file_blocks, pipe_blocks
 from seqapp.speech.listening.scoring import score_detections
-from seqapp.speech.settings import KWSConfig, build_model
+from seqapp.speech.settings import KWSConfig, build_model, model_from_checkpoint
 
 
 def streaming_model(cell: str):
@@ -49,6 +50,26 @@ def test_any_chunking_gives_the_posteriors_of_the_whole_recording(cell):
     short = wave[:4000]  # one sample at a time, on a quarter second to keep the test fast
     torch.testing.assert_close(stream_posteriors(model, short, 1), whole[: len(stream_posteriors(model, short, 4000))],
                                atol=1e-5, rtol=1e-4)
+
+
+def test_a_window_head_streams_in_any_chunking_and_forgets_what_is_outside_its_window():
+    torch.manual_seed(0)
+    model = build_model(KWSConfig(streaming=True, window=5, bidirectional=True, layers=1, hidden=16)).eval()
+    model.frontend.mean.fill_(-4.0)
+    model.frontend.std.fill_(3.0)
+    rng = np.random.default_rng(0)
+    wave = torch.from_numpy(tone(700, seconds=2.0) + 0.05 * rng.standard_normal(32000).astype(np.float32))
+    with torch.no_grad():
+        whole = torch.softmax(model(wave[None])[0], dim=-1)
+    for chunk in (160, 333, 16000):
+        torch.testing.assert_close(stream_posteriors(model, wave, chunk), whole, atol=1e-5, rtol=1e-4)
+    changed = wave.clone()
+    changed[:16000] = torch.from_numpy(0.3 * rng.standard_normal(16000).astype(np.float32))
+    with torch.no_grad():
+        after = torch.softmax(model(changed[None])[0], dim=-1)
+    # step t reads steps t-4..t, whose frames start at sample 320 (t - 4): from step 54 on, none reads the change
+    torch.testing.assert_close(after[54:], whole[54:], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[:50], whole[:50], atol=1e-3)
 
 
 def test_state_is_carried_across_pushes_and_matters():
@@ -201,6 +222,25 @@ def test_train_make_stream_evaluate_and_spot(stream_run):
                     "--threshold", "0.3", "--json", input_bytes=stream_run.wav.read_bytes())
     assert piped.returncode == 0, piped.stderr
     assert [json.loads(line) for line in piped.stdout.splitlines()] == detections
+
+
+def test_a_window_head_trains_on_a_few_steps_of_each_sequence_and_spots(tmp_path):
+    root = make_speech_commands(tmp_path / "sc", per_word=8, with_lists=True)
+    out = tmp_path / "run"
+    train = run_cli("train.py", "kws", "--data", str(root), "--streaming", "--window", "6", "--bidirectional",
+                    "--window-steps", "4", "--steps", "40", "--eval-every", "40", "--hidden", "16", "--layers", "1",
+                    "--batch-size", "8", "--words-per-sequence", "2", "--out", str(out), "--device", "cpu")
+    assert train.returncode == 0, train.stderr
+    losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+              if r["split"] == "train"]
+    assert losses[-1] < losses[0]
+    model, _ = model_from_checkpoint(checkpoint.load(out / "best.pt"))
+    assert model.cfg.window == 6 and model.encoder.config.bidirectional
+    assert run_main("make-stream", "--data", root, "--minutes", "0.2", "--out", tmp_path / "test.wav").returncode == 0
+    spot = run_main("spot", "--checkpoint", out / "best.pt", "--stream", tmp_path / "test.wav", "--json")
+    assert spot.returncode == 0, spot.stderr
+    with pytest.raises(UserError, match="--window"):
+        KWSConfig(window=16).check()
 
 
 def test_bad_stream_inputs_through_the_cli(stream_run, tmp_path):
