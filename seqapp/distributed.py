@@ -48,12 +48,14 @@ def init(device_name: str) -> Dist:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-        # a process that exits with its gloo group alive can abort in the interpreter's teardown (SIGABRT;
-        # pytorch/pytorch#179291): whoever trains, the group ends before that
-        atexit.register(shutdown)
     return Dist(rank=rank, world=world, local_rank=local_rank)
 
 
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# a process that exits with its gloo group alive can abort in the interpreter's teardown (SIGABRT;
+# pytorch/pytorch#179291): whoever trains, the group ends before that (registered once; a no-op without a group)
+atexit.register(shutdown)

@@ -42,6 +42,17 @@ class AttentionPooling(nn.Module):
         return torch.einsum("bt,btd->bd", weights, x), weights
 
 
+def pool(cfg: KWSModelConfig, attention: AttentionPooling | None, out: torch.Tensor, state):
+    """An encoder's outputs (batch, frames, size) summarised per sequence: (batch, size), attention weights or None."""
+    if cfg.pooling == "mean":
+        return out.mean(dim=1), None
+    if cfg.pooling == "attention":
+        return attention(out)
+    h = state[0] if isinstance(state, tuple) else state        # (layers * directions, batch, hidden)
+    directions = 2 if cfg.bidirectional else 1
+    return torch.cat(list(h[-directions:]), dim=-1), None       # top layer, every direction
+
+
 class KeywordSpotter(nn.Module):
     def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
         super().__init__()
@@ -57,13 +68,7 @@ class KeywordSpotter(nn.Module):
         self.classifier = nn.Linear(size, cfg.classes)
 
     def pool(self, out: torch.Tensor, state) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.cfg.pooling == "mean":
-            return out.mean(dim=1), None
-        if self.cfg.pooling == "attention":
-            return self.attention(out)
-        h = state[0] if isinstance(state, tuple) else state        # (layers * directions, batch, hidden)
-        directions = 2 if self.cfg.bidirectional else 1
-        return torch.cat(list(h[-directions:]), dim=-1), None       # top layer, every direction
+        return pool(self.cfg, self.attention, out, state)
 
     def forward(self, wave: torch.Tensor, return_weights: bool = False):
         """wave (batch, 16000) -> logits (batch, classes) [, attention weights (batch, frames)]."""
@@ -118,11 +123,7 @@ class StreamingSpotter(nn.Module):
         windows = context.unfold(1, width, 1).transpose(2, 3)          # (batch, steps, width, n_features)
         if steps is not None:
             windows = windows[torch.arange(batch)[:, None], steps]
-        out, _ = self.encoder(windows.flatten(0, 1))
-        if self.attention is not None:
-            pooled = self.attention(out)[0]
-        else:
-            pooled = out.mean(dim=1) if self.cfg.pooling == "mean" else out[:, -1]
+        pooled = pool(self.cfg, self.attention, *self.encoder(windows.flatten(0, 1)))[0]
         logits = self.classifier(self.drop(pooled)).view(batch, -1, self.cfg.classes)
         return logits, context[:, context.shape[1] - (width - 1):]
 
