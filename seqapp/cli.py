@@ -31,6 +31,7 @@ def add_train_flags(p) -> None:
     add_setting(p, "--warmup", type=int, help="linear warm-up steps")
     add_setting(p, "--schedule", choices=["wsd", "cosine", "constant"], help="learning-rate schedule after warm-up")
     add_setting(p, "--weight-decay", type=float)
+    add_setting(p, "--pretrained-lr-ratio", type=float, help="fine-tuned pretrained weights learn at lr x this (0.1)")
     add_setting(p, "--grad-clip", type=float)
     add_setting(p, "--eval-every", type=int)
     add_setting(p, "--seed", type=int)

@@ -33,6 +33,7 @@ class TrainConfig(Settings):
     decay_fraction: float = 0.2
     min_lr_ratio: float = 0.0    # where the decay ends, as a fraction of lr
     weight_decay: float = 0.01   # on weight matrices only
+    pretrained_lr_ratio: float = 0.1  # pretrained weights being fine-tuned learn at lr x this, undecayed
     grad_clip: float = 1.0
     eval_every: int = 200
     log_every: int = 10
@@ -51,7 +52,7 @@ class TrainConfig(Settings):
         for name in ("lr",):
             positive(f"--{name}", getattr(self, name))
         positive("--budget-evals", self.budget_evals)
-        for name in ("warmup", "weight_decay", "grad_clip", "patience", "time_budget"):
+        for name in ("warmup", "weight_decay", "grad_clip", "patience", "time_budget", "pretrained_lr_ratio"):
             positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r} (choose {', '.join(SCHEDULES)})")
@@ -89,9 +90,16 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW with weight decay on weight matrices. Parameters marked `pretrained` (weights loaded from elsewhere
+    and fine-tuned) learn more slowly and are not decayed: decay would pull them towards zero, not towards what
+    they were."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    pretrained = [p for p in trained if getattr(p, "pretrained", False)]
+    fresh = [p for p in trained if not getattr(p, "pretrained", False)]
+    groups = [{"params": [p for p in fresh if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in fresh if p.dim() < 2], "weight_decay": 0.0}]
+    if pretrained:
+        groups.append({"params": pretrained, "weight_decay": 0.0, "lr": cfg.lr * cfg.pretrained_lr_ratio})
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type == "cuda")
 
 

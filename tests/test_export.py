@@ -33,12 +33,15 @@ def lm_checkpoint(path: Path, cell: str, hidden: int = 32, layers: int = 2, toke
 
 
 def kws_checkpoint(path: Path, streaming: bool, cell: str = "gru", hidden: int = 24, sharpen: float = 1.0,
-                   layers: int = 2, features: str = "logmel", window: int = 0) -> Path:
+                   layers: int = 2, features: str = "logmel", window: int = 0, tune_embedding: int = 0) -> Path:
     torch.manual_seed(0)
-    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers, features=features, window=window)
+    cfg = KWSConfig(streaming=streaming, cell=cell, hidden=hidden, layers=layers, features=features, window=window,
+                    tune_embedding=tune_embedding)
     model = build_model(cfg.check())
     with torch.no_grad():  # sharpen > 1: near one-hot posteriors, as a trained model's are
         model.classifier.weight.mul_(sharpen)
+        for weight in model.frontend.parameters():  # fine-tuned: no longer the installed file's weights
+            weight.mul_(1 + 0.2 * torch.rand_like(weight))
     checkpoint.save({"task": "kws", "task_state": {"config": asdict(cfg), "labels": class_names(cfg.classes)},
                      "model": model.state_dict()}, path)
     return path
@@ -133,9 +136,10 @@ def test_clip_spotter_with_its_front_end_matches_pytorch(tmp_path, cell, feature
     np.testing.assert_allclose(sess.run(None, {"wave": waves.numpy()})[0], expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("cell, features", [("gru", "logmel"), ("lstm", "logmel"), ("gru", "embedding")])
-def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features):
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell, features=features)
+@pytest.mark.parametrize("cell, features, tuned", [("gru", "logmel", 0), ("lstm", "logmel", 0), ("gru", "embedding", 0),
+                                                   ("gru", "embedding", 1)])
+def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features, tuned):
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, cell=cell, features=features, tune_embedding=tuned)
     export(ckpt, tmp_path / "stream.onnx")
     from seqapp.speech.settings import model_from_checkpoint
 

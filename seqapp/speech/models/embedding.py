@@ -102,39 +102,51 @@ class SpeechMel(nn.Module):
 
 class SpeechEmbedding(nn.Module):
     """(batch, frames, 32) mel -> (batch, (frames - 76) // 8 + 1, 96): the speech_embedding net, each conv with
-    its batch norm folded in (as in the ONNX file), LeakyReLU(0.2) floored at -0.4. Its weights are buffers that
-    checkpoints leave out (they come from the installed files), so a spotter's checkpoint holds its head alone."""
+    its batch norm folded in (as in the ONNX file), LeakyReLU(0.2) floored at -0.4.
+
+    Frozen, its weights are buffers that checkpoints leave out (they come from the installed files), so a
+    spotter's checkpoint holds its head alone. With `tuned` blocks (counted from the output), those blocks'
+    weights are parameters, trained and saved with the head; the blocks below them run without gradients."""
 
     POOLS = {2: (2, 2), 6: (1, 2), 10: (2, 2), 14: (1, 2), 18: (2, 2)}  # time x mel, after these convolutions
+    BLOCK_STARTS = (0, 3, 7, 11, 15)  # its five blocks' first convolutions; the last block holds the output one
 
-    def __init__(self, convs: list):
+    def __init__(self, convs: list, tuned: int = 0):
         super().__init__()
         self.count = len(convs)
+        self.first_tuned = self.BLOCK_STARTS[-tuned] if tuned else self.count
         for i, (weight, bias) in enumerate(convs):
-            self.register_buffer(f"w{i}", torch.from_numpy(weight.copy()), persistent=False)
-            self.register_buffer(f"b{i}", None if bias is None else torch.from_numpy(bias.copy()), persistent=False)
+            for name, value in ((f"w{i}", weight), (f"b{i}", bias)):
+                value = None if value is None else torch.from_numpy(value.copy())
+                if i >= self.first_tuned and value is not None:
+                    self.register_parameter(name, nn.Parameter(value))
+                    self.get_parameter(name).pretrained = True  # the trainer leaves it undecayed, at a lower lr
+                else:
+                    self.register_buffer(name, value, persistent=False)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = mel[:, None]                                        # (batch, 1, frames, 32)
         for i in range(self.count):
-            weight = getattr(self, f"w{i}")
-            x = F.conv2d(x, weight, getattr(self, f"b{i}"), padding=(0, weight.shape[-1] // 2))
-            if i < self.count - 1:
-                x = F.leaky_relu(x, 0.2).clamp_min(-0.4)
-            if i in self.POOLS:
-                x = F.max_pool2d(x, self.POOLS[i])
+            with torch.set_grad_enabled(torch.is_grad_enabled() and i >= self.first_tuned):
+                weight = getattr(self, f"w{i}")
+                x = F.conv2d(x, weight, getattr(self, f"b{i}"), padding=(0, weight.shape[-1] // 2))
+                if i < self.count - 1:
+                    x = F.leaky_relu(x, 0.2).clamp_min(-0.4)
+                if i in self.POOLS:
+                    x = F.max_pool2d(x, self.POOLS[i])
         return x[:, :, :, 0].transpose(1, 2)                    # (batch, vectors, 96)
 
 
 class EmbeddingFrontEnd(nn.Module):
-    """16 kHz samples in [-1, 1] -> (batch, 96, vectors): the mel and the embedding, frozen."""
+    """16 kHz samples in [-1, 1] -> (batch, 96, vectors): the mel and the embedding, frozen but for its last
+    `tuned` blocks."""
 
-    def __init__(self, floor_db: float | None = FLOOR_DB, piece_samples: int = PIECE_SAMPLES):
+    def __init__(self, floor_db: float | None = FLOOR_DB, piece_samples: int = PIECE_SAMPLES, tuned: int = 0):
         super().__init__()
         self.piece_samples = piece_samples
         mel, convs = _weights(str(model_dir()))
         self.mel = SpeechMel(mel, floor_db)
-        self.net = SpeechEmbedding(convs)
+        self.net = SpeechEmbedding(convs, tuned)
 
     def forward(self, wave: torch.Tensor, eq_db: torch.Tensor | None = None) -> torch.Tensor:
         count = vectors(wave.shape[1])
@@ -148,9 +160,9 @@ class EmbeddingFrontEnd(nn.Module):
                               for i in range(0, len(wave), rows)])
         with torch.no_grad():
             mel = self.mel(wave * INT16_SCALE, eq_db)
-            if mel.shape[1] < WINDOW_FRAMES:
-                return mel.new_zeros(len(mel), DIM, 0)
-            return self.net(mel).transpose(1, 2)
+        if mel.shape[1] < WINDOW_FRAMES:
+            return mel.new_zeros(len(mel), DIM, 0)
+        return self.net(mel).transpose(1, 2)
 
 
 def vectors(samples: int) -> int:

@@ -20,6 +20,7 @@ EMBEDDING_SCALE = 16.0  # the embedding's spread on speech (measured): clip mode
 @dataclass
 class FeatureConfig:
     features: str = "logmel"     # embedding (pretrained, frozen: 96 values every 80 ms) | logmel | mfcc
+    tune_embedding: int = 0      # embedding: fine-tune its last this many blocks (0-5) with the head
     n_mels: int = 40
     win_ms: float = 25.0
     hop_ms: float = 10.0
@@ -46,6 +47,8 @@ class FeatureConfig:
             raise UserError(f"unknown features {self.features!r} (choose {', '.join(FEATURES)})")
         if self.normalize not in ("utterance", "fixed"):
             raise UserError(f"unknown normalisation {self.normalize!r} (choose utterance or fixed)")
+        if self.tune_embedding and self.features != "embedding" or not 0 <= self.tune_embedding <= 5:
+            raise UserError(f"--tune-embedding takes 0 to 5 blocks of --features embedding, got {self.tune_embedding}")
         return self
 
 
@@ -58,7 +61,7 @@ class FrontEnd(nn.Module):
         mel = dict(n_fft=self.n_fft, win_length=win, hop_length=hop, n_mels=cfg.n_mels, f_min=20.0, f_max=7600.0,
                    center=cfg.center)
         if cfg.features == "embedding":  # a "frame" is one vector: 80 ms apart, each reading 782 ms
-            self.transform = embedding.EmbeddingFrontEnd()
+            self.transform = embedding.EmbeddingFrontEnd(tuned=cfg.tune_embedding)
             self.n_fft, self.hop, self.bands = embedding.VECTOR_SPAN, embedding.VECTOR_HOP, embedding.DIM
         elif cfg.features == "mfcc":
             self.transform = T.MFCC(SAMPLE_RATE, n_mfcc=cfg.n_mels, log_mels=True, melkwargs=mel)

@@ -244,6 +244,7 @@ class StreamKWSTask(KWSTask):
     def state(self) -> dict:
         return {**super().state(), "calibration": self.calibration}
 
+    @torch.no_grad()
     def _feature_statistics(self, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-band mean and std of the raw features of training sequences (fixed, causal normalisation)."""
         raw = []

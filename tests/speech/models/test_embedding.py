@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, make_speech_commands, run_main, tone
+from seqapp import checkpoint
 from seqapp.errors import UserError
 from seqapp.speech.models import embedding as emb
 from seqapp.speech.listening.stream import SpotterStream
-from seqapp.speech.settings import KWSConfig, build_model
+from seqapp.speech.settings import KWSConfig, build_model, model_from_checkpoint
+from seqapp.trainer import TrainConfig, make_optimizer
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
@@ -124,3 +126,41 @@ def test_a_batch_read_a_few_clips_at_a_time_gives_each_clip_its_own_vectors_and_
     with torch.no_grad():
         whole = front.net(front.mel(wave * emb.INT16_SCALE, eq_db)).transpose(1, 2)
     torch.testing.assert_close(front(wave, eq_db), whole, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_fine_tuning_trains_the_last_block_and_the_checkpoint_carries_it(tmp_path, streaming):
+    data = make_speech_commands(tmp_path / "sc", per_word=3, with_lists=streaming)
+    out = tmp_path / "run"
+    shape = ["--streaming", "--words-per-sequence", "2"] if streaming else []
+    proc = run_main("train", "kws", "--data", data, "--features", "embedding", "--tune-embedding", "1", *shape,
+                    "--hidden", "16", "--layers", "1", "--steps", "3", "--eval-every", "3", "--batch-size", "8",
+                    "--lr", "0.05", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    ckpt = checkpoint.load(out / "last.pt")
+    saved = {k.removeprefix("frontend.transform.net."): v for k, v in ckpt["model"].items()
+             if k.startswith("frontend.transform")}
+    assert sorted(saved) == sorted([f"w{i}" for i in range(15, 20)] + [f"b{i}" for i in range(15, 19)])
+    installed = emb._weights(str(emb.model_dir()))[1]
+    assert not torch.equal(saved["w15"], torch.tensor(installed[15][0]))  # it learned
+    model, _ = model_from_checkpoint(ckpt)
+    net = model.frontend.transform.net
+    assert torch.equal(net.w19, saved["w19"])                                # spot and evaluate hear the tuned one
+    assert torch.equal(net.w14, torch.tensor(installed[14][0]))          # the blocks below stay as installed
+    if streaming:
+        return
+    assert run_main("evaluate", "kws", "--checkpoint", out / "last.pt", "--data", data).returncode == 0
+    for flags, problem in ((["--tune-embedding", "6"], "--tune-embedding"),
+                           (["--features", "logmel", "--tune-embedding", "1"], "--tune-embedding")):
+        assert_one_line_error(run_main("train", "kws", "--data", data, *flags, "--out", out / "bad"), problem)
+
+
+def test_fine_tuned_weights_learn_slower_and_undecayed():
+    model = build_model(KWSConfig(features="embedding", tune_embedding=2, hidden=16, layers=1))
+    groups = make_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1), torch.device("cpu")).param_groups
+    tuned = {id(p) for p in model.frontend.parameters()}
+    assert len(tuned) == 17  # two blocks and the output convolution: 9 weights, 8 biases
+    (pretrained,) = [g for g in groups if {id(p) for p in g["params"]} & tuned]
+    assert {id(p) for p in pretrained["params"]} == tuned
+    assert pretrained["lr"] == pytest.approx(1e-4) and pretrained["weight_decay"] == 0
+    assert any(g["weight_decay"] == 0.1 and g["lr"] == 1e-3 for g in groups)  # the head as before
