@@ -145,8 +145,8 @@ def test_fine_tuning_trains_the_last_block_and_the_checkpoint_carries_it(tmp_pat
     assert not torch.equal(saved["w15"], torch.tensor(installed[15][0]))  # it learned
     model, _ = model_from_checkpoint(ckpt)
     net = model.frontend.transform.net
-    assert torch.equal(net.w19, saved["w19"])                                # spot and evaluate hear the tuned one
-    assert torch.equal(net.w14, torch.tensor(installed[14][0]))          # the blocks below stay as installed
+    assert torch.equal(net.w19, saved["w19"])                    # spot and evaluate hear the tuned one
+    assert torch.equal(net.w14, torch.tensor(installed[14][0]))  # the blocks below stay as installed
     if streaming:
         return
     assert run_main("evaluate", "kws", "--checkpoint", out / "last.pt", "--data", data).returncode == 0
