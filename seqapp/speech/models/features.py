@@ -47,7 +47,7 @@ class FeatureConfig:
             raise UserError(f"unknown features {self.features!r} (choose {', '.join(FEATURES)})")
         if self.normalize not in ("utterance", "fixed"):
             raise UserError(f"unknown normalisation {self.normalize!r} (choose utterance or fixed)")
-        if self.tune_embedding and self.features != "embedding" or not 0 <= self.tune_embedding <= 5:
+        if (self.tune_embedding and self.features != "embedding") or not 0 <= self.tune_embedding <= 5:
             raise UserError(f"--tune-embedding takes 0 to 5 blocks of --features embedding, got {self.tune_embedding}")
         return self
 

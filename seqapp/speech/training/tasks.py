@@ -227,7 +227,7 @@ class StreamKWSTask(KWSTask):
 
     def __init__(self, cfg: KWSConfig):
         super().__init__(cfg)
-        self.augmenter = FrontEnd(cfg.feature_config())
+        self.augmenter = FrontEnd(cfg.feature_config()).requires_grad_(False)  # never trained: builds no graph
         self.augmenter.set_noise(self.noise)
         self.statistics = self._feature_statistics()
         self.val_streams = validation_streams(self.names, self.val_waves, self.val_labels, self.noise,
@@ -244,7 +244,6 @@ class StreamKWSTask(KWSTask):
     def state(self) -> dict:
         return {**super().state(), "calibration": self.calibration}
 
-    @torch.no_grad()
     def _feature_statistics(self, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-band mean and std of the raw features of training sequences (fixed, causal normalisation)."""
         raw = []
