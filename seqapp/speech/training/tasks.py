@@ -324,7 +324,8 @@ class StreamKWSTask(KWSTask):
     def loss(self, model, batch):
         waves, targets = batch
         if self.cfg.window:  # each step is a window read afresh: a few steps of each sequence teach as much
-            steps = torch.multinomial((targets != IGNORE).float() + 1e-6, self.cfg.window_steps)
+            count = min(self.cfg.window_steps, targets.shape[1])  # a short sequence: all its steps
+            steps = torch.multinomial((targets != IGNORE).float() + 1e-6, count)
             targets = targets.gather(1, steps)
             logits = model(waves, spec_augment=self.cfg.augment, steps=steps)
         else:

@@ -299,3 +299,12 @@ def test_listen_runs_the_same_decisions_on_the_microphone(stream_run, monkeypatc
     assert heard.stdout == spot.stdout
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(has_input=False))
     assert_one_line_error(run_main("listen", "--checkpoint", stream_run.ckpt), "no usable audio input device")
+
+
+def test_a_window_head_asked_for_more_loss_steps_than_a_sequence_has_reads_them_all(tmp_path):
+    root = make_speech_commands(tmp_path / "sc", per_word=8, with_lists=True)
+    train = run_cli("train.py", "kws", "--data", str(root), "--streaming", "--window", "6", "--bidirectional",
+                    "--window-steps", "100000", "--steps", "2", "--eval-every", "2", "--hidden", "16", "--layers",
+                    "1", "--batch-size", "4", "--words-per-sequence", "1", "--out", str(tmp_path / "run"),
+                    "--device", "cpu")
+    assert train.returncode == 0, train.stderr
