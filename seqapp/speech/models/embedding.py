@@ -124,17 +124,34 @@ class SpeechEmbedding(nn.Module):
                 else:
                     self.register_buffer(name, value, persistent=False)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = mel[:, None]                                        # (batch, 1, frames, 32)
+    def forward(self, mel: torch.Tensor, carried: list | None = None):
+        """mel (batch, frames, 32) -> (batch, vectors, 96). Streaming, `carried` holds what the last call left
+        (carried_shapes: each time-3 convolution's last two input frames) and `mel` the frames that follow them;
+        the result is then (the new vectors, what this call leaves)."""
+        x, kept = mel[:, None], []                              # (batch, 1, frames, 32)
         for i in range(self.count):
             with torch.set_grad_enabled(torch.is_grad_enabled() and i >= self.first_tuned):
                 weight = getattr(self, f"w{i}")
+                if carried is not None and weight.shape[2] > 1:
+                    x = torch.cat([carried[len(kept)], x], 2)
+                    kept.append(x[:, :, x.shape[2] - weight.shape[2] + 1:])
                 x = F.conv2d(x, weight, getattr(self, f"b{i}"), padding=(0, weight.shape[-1] // 2))
                 if i < self.count - 1:
                     x = F.leaky_relu(x, 0.2).clamp_min(-0.4)
                 if i in self.POOLS:
                     x = F.max_pool2d(x, self.POOLS[i])
-        return x[:, :, :, 0].transpose(1, 2)                    # (batch, vectors, 96)
+        vectors = x[:, :, :, 0].transpose(1, 2)                 # (batch, vectors, 96)
+        return vectors if carried is None else (vectors, kept)
+
+    def carried_shapes(self) -> list[tuple[int, int, int]]:
+        """(channels, frames, mel width) that a streaming call carries to the next for each time-3 convolution."""
+        shapes, width = [], MEL_BANDS
+        for i in range(self.count):
+            weight = getattr(self, f"w{i}")
+            if weight.shape[2] > 1:
+                shapes.append((weight.shape[1], weight.shape[2] - 1, width))
+            width //= self.POOLS.get(i, (1, 1))[1]
+        return shapes
 
 
 class EmbeddingFrontEnd(nn.Module):
@@ -163,6 +180,31 @@ class EmbeddingFrontEnd(nn.Module):
         if mel.shape[1] < WINDOW_FRAMES:
             return mel.new_zeros(len(mel), DIM, 0)
         return self.net(mel).transpose(1, 2)
+
+    def step(self, wave: torch.Tensor, carried: torch.Tensor):
+        """One chunk of a stream (stream_chunks): (batch, the samples of its new mel frames) and (batch,
+        carried_size) from the last call -> ((batch, 96, its new vectors), what this call carries on)."""
+        shapes = self.net.carried_shapes()
+        parts = carried.split([c * f * w for c, f, w in shapes], 1)
+        with torch.no_grad():
+            mel = self.mel(wave * INT16_SCALE)
+        vectors, kept = self.net(mel, [p.reshape(-1, *shape) for p, shape in zip(parts, shapes)])
+        return vectors.transpose(1, 2), torch.cat([k.flatten(1) for k in kept], 1)
+
+    def carried_size(self) -> int:
+        return sum(c * f * w for c, f, w in self.net.carried_shapes())
+
+
+def stream_chunks(steps: int) -> tuple[int, int, int, int]:
+    """How a stream is fed to EmbeddingFrontEnd.step, `steps` vectors a call: (samples a call reads, samples it
+    moves on by, zero samples put before the stream, warm-up calls). Each call reads only its new mel frames and
+    carries each time-3 convolution's last two input frames, so no frame is computed twice. The warm-up calls,
+    fed by the zeros and the stream's first frames, fill what is carried; their vectors are not the stream's. Then
+    call c completes vectors c*steps onwards: its new frames start at frame 68 + 8*steps*c, where every pooling's
+    pairs fall as in a whole pass (tested)."""
+    frames, first = steps * STRIDE_FRAMES, WINDOW_FRAMES - STRIDE_FRAMES
+    warmup_calls = -(-first // frames)
+    return (frames - 1) * HOP + N_FFT, frames * HOP, (warmup_calls * frames - first) * HOP, warmup_calls
 
 
 def vectors(samples: int) -> int:

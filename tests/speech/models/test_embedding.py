@@ -82,6 +82,26 @@ def test_a_stream_fed_in_blocks_gives_one_vector_per_80_ms_as_the_whole_recordin
     np.testing.assert_allclose(stream.times(len(whole)).numpy()[:2], [12512 / 16000, (12512 + 1280) / 16000])
 
 
+@pytest.mark.parametrize("steps", [1, 3, 4])
+def test_chunks_that_carry_the_convolutions_last_frames_give_the_whole_recordings_vectors(steps):
+    # what an exported spotter computes: each call reads only the samples of its new mel frames
+    front_end = emb.EmbeddingFrontEnd()
+    wave = torch.from_numpy(speech_like(3.0, seed=3))[None]
+    read, advance, lead, warmup = emb.stream_chunks(steps)
+    assert (read - advance, advance) == (512 - 160, 1280 * steps)
+    padded = torch.cat([torch.zeros(1, lead), wave], 1)
+    carried, got = torch.zeros(1, front_end.carried_size()), []
+    with torch.no_grad():
+        whole = front_end(wave)
+        for call, start in enumerate(range(0, padded.shape[1] - read + 1, advance)):
+            vectors, carried = front_end.step(padded[:, start: start + read], carried)
+            if call >= warmup:
+                got.append(vectors)
+    got = torch.cat(got, 2)
+    assert got.shape[2] > whole.shape[2] - steps
+    torch.testing.assert_close(got, whole[:, :, : got.shape[2]], atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_a_missing_or_corrupt_model_file_is_one_line_saying_how_to_install_it(tmp_path, monkeypatch, damage):
     folder = tmp_path / "resources"
