@@ -70,6 +70,7 @@ def stream_figures(ckpt_path: str, tmp: Path, stream: str, labels: str) -> dict:
     import soundfile as sf
 
     from seqapp.speech.listening.decision import detect
+    from seqapp.speech.listening.runtime import OnnxSpotter
     from seqapp.speech.listening.spotter import load_spotter, run_stream
     from seqapp.speech.listening.stream import step_times
     from seqapp.speech.data.streams import read_labels
@@ -87,14 +88,8 @@ def stream_figures(ckpt_path: str, tmp: Path, stream: str, labels: str) -> dict:
                                              float(times[-1])), "rtf": (time.perf_counter() - started) / seconds}}
     for kind in ("fp32", "int8"):
         path = export(ckpt_path, tmp / f"kws_{kind}.onnx", kind == "int8")
-        sess, meta = session(path), metadata(session(path))
-        state = {n: np.zeros((meta["layers"], 1, meta["hidden"]), np.float32) for n in meta["inputs"][1:]}
-        read, advance, out = meta["chunk_samples"], meta["advance_samples"], []
         started = time.perf_counter()
-        for pos in range(0, len(wave) - read + 1, advance):
-            p, *new = sess.run(None, {"samples": wave[None, pos: pos + read], **state})
-            state = dict(zip(meta["inputs"][1:], new))
-            out.append(p[0])
+        out = [p for _, p in OnnxSpotter(path).posteriors(wave[i: i + 1600] for i in range(0, len(wave), 1600))]
         rtf = (time.perf_counter() - started) / seconds
         p = np.concatenate(out)
         t = step_times(model, np.arange(len(p)))

@@ -4,9 +4,9 @@ soundfile only.
     seqapp export --checkpoint runs/kws_stream/best.pt --out kws_stream.onnx
     python examples/spot_stream_onnx.py kws_stream.onnx recording.wav
 
-The model is a chunk step (100 ms of log-mel steps, or 4 embedding vectors of 80 ms: samples and the recurrent state in, per-step posteriors and the new state
-out); its labels, chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the
-model's metadata. A two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that
+The model is a chunk step (100 ms of log-mel steps, or 4 embedding vectors of 80 ms: samples and the recurrent
+state in, per-step posteriors and the new state out; the embedding's last frames are state too); its labels,
+chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the model's metadata. A two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that
 scores the last second whenever the streaming score reaches the trigger. The decision layer is seqapp's
 (TensorFlow's RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the
 checkpoint."""
@@ -135,13 +135,20 @@ def main():
     shapes = meta.get("state_shapes") or [[meta["layers"], 1, meta["hidden"]]] * (len(meta["inputs"]) - 1)
     state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], shapes)}
     read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
-    buffer, steps = np.zeros(0, np.float32), 0
+    # zeros before the stream feed the warm-up calls: they fill the embedding's state ("ear"); their posteriors
+    # are dropped, and the other states start from zeros after them
+    buffer, heard = np.zeros(meta.get("lead_samples", 0), np.float32), 0
+    warmup, steps = meta.get("warmup_calls", 0), 0
 
     def run_chunk(chunk, keep=None):
         """One call of the graph; the first `keep` steps' posteriors through the decision layer."""
-        nonlocal state, steps
+        nonlocal state, steps, warmup
         probs, *new = sess.run(None, {"samples": chunk[None], **state})
         state = dict(zip(meta["inputs"][1:], new))
+        if warmup:
+            warmup -= 1
+            state = state if warmup else {n: s if n == "ear" else np.zeros_like(s) for n, s in state.items()}
+            return
         for p_step in probs[0][:keep]:
             # when the audio this step depends on has all arrived: its last frame's last sample
             time = (((steps + 1) * k - 1) * hop + meta["n_fft"]) / meta["sample_rate"]
@@ -155,16 +162,16 @@ def main():
     try:
         blocks = mono_blocks(args.recording, meta["sample_rate"])
         for block in blocks:
-            buffer = np.concatenate([buffer, block])
+            buffer, heard = np.concatenate([buffer, block]), heard + len(block)
             if verifier is not None:
                 verifier.hear(block)
             while len(buffer) >= read:
                 run_chunk(buffer[:read])
                 buffer = buffer[advance:]
         # the end: the steps the last partial chunk completes (zeros after them, never read as steps)
-        whole = ((len(buffer) - meta["n_fft"]) // hop + 1) // k if len(buffer) >= meta["n_fft"] else 0
-        if whole:
-            run_chunk(np.pad(buffer, (0, read - len(buffer))), keep=whole)
+        left = (((heard - meta["n_fft"]) // hop + 1) // k if heard >= meta["n_fft"] else 0) - steps
+        if left > 0:
+            run_chunk(np.pad(buffer, (0, read - len(buffer))), keep=left)
     except (sf.LibsndfileError, RuntimeError) as e:
         sys.exit(f"spot_stream_onnx: cannot read {args.recording}: {str(e).splitlines()[0][:200]}")
 

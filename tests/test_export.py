@@ -53,6 +53,15 @@ def export(ckpt: Path, out: Path, *flags) -> str:
     return result.stdout
 
 
+def chunk_feeds(model, onnx_path: Path) -> dict:
+    """One chunk of a tone and zero states: an exported streaming graph's inputs, in their order."""
+    meta = metadata(session(onnx_path))
+    read = chunk_sizes(model, default_chunk_steps(model))[0]
+    samples = tone(700.0, read / 16000)[None].astype(np.float32)
+    return {"samples": samples, **{name: np.zeros(shape, np.float32)
+                                   for name, shape in zip(meta["inputs"][1:], meta["state_shapes"])}}
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_lm_step_matches_pytorch_over_a_carried_sequence(tmp_path, cell):
     ckpt = lm_checkpoint(tmp_path / "lm.pt", cell)
@@ -147,15 +156,18 @@ def test_stream_chunks_give_spotter_stream_posteriors(tmp_path, cell, features, 
     wave = np.concatenate([tone(440.0, 1.3), 0.05 * np.random.default_rng(0).standard_normal(16000)]).astype(np.float32)
     expected = SpotterStream(model).push(wave).numpy()
     sess, meta = session(tmp_path / "stream.onnx"), metadata(session(tmp_path / "stream.onnx"))
-    read, advance = chunk_sizes(model, default_chunk_steps(model))
-    assert (meta["chunk_samples"], meta["advance_samples"]) == (read, advance)
-    state = {name: np.zeros((2, 1, 24), np.float32) for name in meta["inputs"][1:]}
-    got, pos = [], 0
-    while pos + read <= len(wave):  # another number of steps than one chunk's: many chunks, state carried
-        probs, *new = sess.run(None, {"samples": wave[None, pos: pos + read], **state})
+    read, advance, lead, warmup = chunk_sizes(model, default_chunk_steps(model))
+    assert [meta[k] for k in ("chunk_samples", "advance_samples", "lead_samples", "warmup_calls")] == [read, advance, lead, warmup]
+    assert (warmup > 0) == (features == "embedding")  # the embedding's chunks read only their new frames
+    state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], meta["state_shapes"])}
+    padded, got = np.concatenate([np.zeros(lead, np.float32), wave]), []
+    for call, pos in enumerate(range(0, len(padded) - read + 1, advance)):  # many chunks, state carried
+        probs, *new = sess.run(None, {"samples": padded[None, pos: pos + read], **state})
         state = dict(zip(meta["inputs"][1:], new))
-        got.append(probs[0])
-        pos += advance
+        if call == warmup - 1:  # the warm-up filled the embedding's state: the encoder starts afresh
+            state = {name: s if name == "ear" else np.zeros_like(s) for name, s in state.items()}
+        if call >= warmup:
+            got.append(probs[0])
     got = np.concatenate(got)
     assert len(got) >= len(expected) - meta["steps_per_chunk"]
     np.testing.assert_allclose(got, expected[: len(got)], atol=1e-4)
@@ -177,12 +189,9 @@ def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
     from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
-    read, _ = chunk_sizes(model, default_chunk_steps(model))
-    samples = torch.as_tensor(tone(700.0, read / 16000))[None]
-    state = [torch.zeros(2, 1, 24)] * (2 if cell == "lstm" else 1)
+    feeds = chunk_feeds(model, tmp_path / "int8.onnx")
     with torch.no_grad():
-        expected = ChunkGraph(model)(samples, *state)[0].numpy()
-    feeds = {"samples": samples.numpy(), **{name: s.numpy() for name, s in zip(("h", "c"), state)}}
+        expected = ChunkGraph(model)(*map(torch.as_tensor, feeds.values()))[0].numpy()
     got = session(tmp_path / "int8.onnx").run(None, feeds)[0]
     assert np.abs(got - expected).max() < 0.02  # posteriors; the documented tolerance
 
@@ -197,11 +206,10 @@ def test_fp16_weights_store_the_stream_graph_in_half_and_keep_its_posteriors(tmp
     from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
-    read, _ = chunk_sizes(model, default_chunk_steps(model))
-    samples, state = torch.as_tensor(tone(700.0, read / 16000))[None], torch.zeros(2, 1, 24)
+    feeds = chunk_feeds(model, tmp_path / "fp16.onnx")
     with torch.no_grad():
-        expected = ChunkGraph(model)(samples, state)[0].numpy()
-    got = session(tmp_path / "fp16.onnx").run(None, {"samples": samples.numpy(), "h": state.numpy()})[0]
+        expected = ChunkGraph(model)(*map(torch.as_tensor, feeds.values()))[0].numpy()
+    got = session(tmp_path / "fp16.onnx").run(None, feeds)[0]
     assert np.abs(got - expected).max() < 0.02  # posteriors; the tolerance the export checks
 
 

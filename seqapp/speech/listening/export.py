@@ -2,9 +2,12 @@
 
 - a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
 - a streaming model: a fixed chunk of encoder steps (default_chunk_steps: 100 ms of log-mel, 320 ms of the
-  embedding) -> their posteriors, with the encoder state in and out. The chunk's samples are exactly the frames
-  it completes: a runtime keeps a sample buffer, runs the graph whenever `chunk_samples` are there and drops the
-  first `advance_samples`, so the frames (and posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
+  embedding) -> their posteriors, with the encoder state in and out (and the embedding's, `ear`: the chunk then
+  reads only its new mel frames, embedding.stream_chunks). The chunk's samples are exactly the frames it
+  completes: a runtime puts `lead_samples` zeros before the stream, keeps a sample buffer, runs the graph whenever
+  `chunk_samples` are there and drops the first `advance_samples`; the first `warmup_calls` calls only fill the
+  ear: their posteriors are dropped and every other state starts from zeros after them. So the frames (and
+  posteriors) are SpotterStream's (examples/spot_stream_onnx.py)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -16,14 +19,15 @@ from torch import nn
 from ...onnx_export import unrolled_for_int8, write_onnx
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import SILENCE, UNKNOWN
+from ..models.embedding import stream_chunks
 from ..models.spotters import StreamingSpotter
 from .runtime import FORMAT
 
 CHUNK_SECONDS = 0.1  # log-mel: per-call overhead is paid about 10 times a second (5 steps of 20 ms)
-# The embedding: each 80 ms vector reads a 782 ms window, and a chunk of several vectors computes their mel and
-# convolutions in one pass over the overlap (4 vectors: 1,022 ms read for 320 ms of steps, a third of the work of
-# one vector a call), at the cost of up to 240 ms of waiting for the chunk (bench/speech/chunk_steps.py)
-EMBEDDING_CHUNK_STEPS = 4
+# The embedding: a call computes only its new vectors (the ear is carried), but pays a fixed overhead that a chunk of
+# several vectors pays once, at up to 80 ms of waiting for each vector after the first. Measured on test20 with the
+# verifier (bench/speech/chunk_steps.py): RTF 0.0087 / 0.0069 / 0.0060 / 0.0058 for 1 / 2 / 3 / 4 vectors a call
+EMBEDDING_CHUNK_STEPS = 3
 
 
 def default_chunk_steps(model: StreamingSpotter) -> int:
@@ -49,9 +53,15 @@ class ChunkGraph(nn.Module):
         super().__init__()
         self.model, self.unrolled = model, unrolled
 
-    def forward(self, samples, h, c=None):
-        fe, state = self.model.frontend, h if c is None else (h, c)
-        features = fe.stack(fe.normalise(fe.raw_features(samples)))
+    def forward(self, samples, s0, s1=None, s2=None):  # the states named in export_kws: ear, h, c (those it has)
+        fe, ear, state = self.model.frontend, None, tuple(s for s in (s0, s1, s2) if s is not None)
+        if carries_ear(self.model):
+            raw, ear = fe.transform.step(samples, state[0])
+            state = state[1:]
+        else:
+            raw = fe.raw_features(samples)
+        state = state[0] if len(state) == 1 else state
+        features = fe.stack(fe.normalise(raw))
         if self.unrolled:
             outs = []
             for t in range(features.shape[1]):
@@ -61,14 +71,21 @@ class ChunkGraph(nn.Module):
         else:
             logits, state = self.model.classify(features, state)
         probs = torch.softmax(logits, dim=-1)
-        return (probs, *state) if isinstance(state, tuple) else (probs, state)
+        return (probs, *([] if ear is None else [ear]), *(state if isinstance(state, tuple) else [state]))
 
 
-def chunk_sizes(model: StreamingSpotter, steps: int) -> tuple[int, int]:
-    """(samples a chunk of `steps` encoder steps reads, samples it moves on by)."""
+def carries_ear(model: StreamingSpotter) -> bool:
+    return model.frontend.cfg.features == "embedding"
+
+
+def chunk_sizes(model: StreamingSpotter, steps: int) -> tuple[int, int, int, int]:
+    """(samples a chunk of `steps` encoder steps reads, samples it moves on by, zero samples before the stream,
+    warm-up calls)."""
     fe = model.frontend
+    if carries_ear(model):
+        return stream_chunks(steps)
     frames = steps * fe.cfg.frame_stack
-    return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop
+    return (frames - 1) * fe.hop + fe.n_fft, frames * fe.hop, 0, 0
 
 
 def verifier_path(final: Path) -> Path:
@@ -99,28 +116,32 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
               "sample_rate": SAMPLE_RATE, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden}
     if isinstance(model, StreamingSpotter):
         steps = steps or default_chunk_steps(model)
-        read, advance = chunk_sizes(model, steps)
+        read, advance, lead, warmup = chunk_sizes(model, steps)
         window = model.cfg.window  # a window head carries its last steps' features, not the encoder's state
-        names = ["samples", "h"] + (["c"] if cfg.cell == "lstm" and not window else [])
+        ear = ["ear"] if carries_ear(model) else []
+        names = ["samples", *ear, "h"] + (["c"] if cfg.cell == "lstm" and not window else [])
         outputs = [name + "_out" if name != "samples" else "probs" for name in names]
-        shape = lambda batch: ((batch, window - 1, model.frontend.n_features) if window  # noqa: E731
-                               else (cfg.layers, batch, cfg.hidden))
+        shapes = {"ear": lambda batch: (batch, fe.transform.carried_size()),
+                  "h": lambda batch: ((batch, window - 1, fe.n_features) if window else (cfg.layers, batch, cfg.hidden)),
+                  "c": lambda batch: (cfg.layers, batch, cfg.hidden)}
         decision = spotter_from_checkpoint(ckpt).decision  # the operating point users get by default
         metadata = {**common, "graph": "stream_chunk", "format": FORMAT, "inputs": names, "outputs": outputs,
-                    "chunk_samples": read, "advance_samples": advance, "steps_per_chunk": steps,
+                    "chunk_samples": read, "advance_samples": advance, "lead_samples": lead, "warmup_calls": warmup,
+                    "steps_per_chunk": steps,
                     "frame_stack": fe.cfg.frame_stack, "hop": fe.hop, "n_fft": fe.n_fft,
                     "step_seconds": model.step_seconds, "decision": asdict(decision),
-                    "state_shapes": [list(shape(1)) for _ in names[1:]]}
+                    "state_shapes": [list(shapes[name](1)) for name in names[1:]]}
         if ckpt.get("verifier"):
             from .spotter import VERIFY_ENDS_S
 
             metadata.update(verifier=verifier_path(final).name, verify_ends_s=list(VERIFY_ENDS_S))
         graph = ChunkGraph(model, unrolled=unrolled_for_int8(cfg.cell, int8) and not window)
         example = lambda batch: (0.1 * torch.randn(batch, read, generator=g),  # noqa: E731
-                                 *[torch.randn(*shape(batch), generator=g) for _ in names[1:]])
-        dynamic = {name: {0 if name == "samples" or window else 1: "batch"} for name in names}
+                                 *[torch.randn(*shapes[name](batch), generator=g) for name in names[1:]])
+        dynamic = {name: {0 if name in ("samples", "ear") or window else 1: "batch"} for name in names}
         what = (f"a {steps}-step chunk ({advance / SAMPLE_RATE * 1000:.0f} ms) with "
-                + (f"its last {window - 1} steps' features" if window else f"its {cfg.cell} state"))
+                + (f"its last {window - 1} steps' features" if window else f"its {cfg.cell} state")
+                + (" and the embedding's last frames" if ear else ""))
         run = "python examples/spot_stream_onnx.py {out} recording.wav"
     else:
         names, outputs = ["wave"], ["logits"]

@@ -14,7 +14,8 @@ from ...onnx_export import metadata, session
 from .decision import DecisionConfig, DecisionLayer, Detection, step_end_seconds
 
 BUNDLED = Path(__file__).parents[1] / "models" / "listening.onnx"  # make bundled-spotter writes it
-FORMAT = 1                    # the bundled spotter's format: a seqapp that reads another refuses it
+FORMAT = 2                    # the spotters' format: a seqapp that reads another refuses it (2: the embedding's
+READS = (1, 2)                # state carried between calls, lead_samples and warmup_calls)
 HISTORY_S = 2.0               # audio kept for the verifier (its windows reach 1.2 s back)
 
 
@@ -27,6 +28,18 @@ def verify_windows(audio: np.ndarray, end_samples: list[int], ends_s, rate: int)
         piece = audio[max(0, stop - rate): max(0, stop)]
         windows[i, rate - len(piece):] = piece
     return windows
+
+
+class Heard:
+    """The last HISTORY_S seconds of a stream (and the block just heard), for the verifier's windows."""
+
+    def __init__(self, rate: int):
+        self.audio, self.start, self.keep = np.zeros(0, np.float32), 0, int(HISTORY_S * rate)  # start: stream sample
+
+    def add(self, block: np.ndarray) -> None:
+        audio = np.concatenate([self.audio, block])
+        drop = max(0, len(audio) - self.keep - len(block))
+        self.audio, self.start = audio[drop:], self.start + drop
 
 
 def is_exported(path) -> bool:
@@ -47,7 +60,7 @@ class OnnxSpotter:
         meta = self.meta
         if meta.get("graph") != "stream_chunk":
             raise UserError(f"{path} is not a streaming spotter (export one trained with --streaming)")
-        if meta.get("format", FORMAT) != FORMAT:
+        if meta.get("format", FORMAT) not in READS:
             raise UserError(f"{path} is a spotter of format {meta['format']}; this seqapp reads format {FORMAT}: "
                             "rebuild it (make bundled-spotter) or upgrade seqapp")
         self.path, self.names = path, list(meta["labels"])
@@ -82,24 +95,11 @@ class OnnxSpotter:
     def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:
         """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
         happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
-        meta, rate = self.meta, self.meta["sample_rate"]
-        shapes = meta.get("state_shapes") or [[meta["layers"], 1, meta["hidden"]]] * (len(meta["inputs"]) - 1)
-        state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], shapes)}
-        read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
-        history = np.zeros(0, np.float32)
-        offset = 0  # the stream sample where `history` starts
-        verify = None if self.verifier is None else (lambda time, label: self._verify(history, offset, time, label))
-        layer = DecisionLayer(self.names, self.decision, meta["step_seconds"], verify)
-        buffer, steps, found = np.zeros(0, np.float32), 0, []
-
-        def step(chunk: np.ndarray, keep: int | None = None) -> None:
-            """One call of the graph; the posteriors of its first `keep` steps go to the decision layer."""
-            nonlocal state, steps
-            probs, *new = self.sess.run(None, {"samples": chunk[None], **state})
-            state = dict(zip(meta["inputs"][1:], new))
-            probs = probs[0][:keep]
-            times = step_end_seconds(steps + np.arange(len(probs)), k, hop, meta["n_fft"], rate)
-            steps += len(times)
+        heard = Heard(self.meta["sample_rate"])  # each run its own: a server runs one spotter for many listeners
+        verify = None if self.verifier is None else (lambda time, label: self._verify(heard, time, label))
+        layer = DecisionLayer(self.names, self.decision, self.meta["step_seconds"], verify)
+        found = []
+        for times, probs in self.posteriors(blocks, heard):
             if on_posteriors:
                 on_posteriors(times, probs)
             for time, p in zip(times, probs):
@@ -108,28 +108,53 @@ class OnnxSpotter:
                     found.append(detection)
                     if on_detection:
                         on_detection(detection)
+        return found
+
+    def posteriors(self, blocks: Iterable[np.ndarray], heard: Heard | None = None):
+        """(step end times in seconds, posteriors) of each call of the streaming graph, as 16 kHz mono blocks
+        arrive (each also handed to `heard` first)."""
+        meta, rate = self.meta, self.meta["sample_rate"]
+        shapes = meta.get("state_shapes") or [[meta["layers"], 1, meta["hidden"]]] * (len(meta["inputs"]) - 1)
+        state = {name: np.zeros(shape, np.float32) for name, shape in zip(meta["inputs"][1:], shapes)}
+        read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
+        buffer, length = np.zeros(meta.get("lead_samples", 0), np.float32), 0  # zeros before the stream
+        warmup, steps = meta.get("warmup_calls", 0), 0  # steps: those handed on
+
+        def step(chunk: np.ndarray, keep: int | None = None):
+            """One call of the graph: the times and posteriors of its first `keep` steps (none while warming up)."""
+            nonlocal state, steps, warmup
+            probs, *new = self.sess.run(None, {"samples": chunk[None], **state})
+            state = dict(zip(meta["inputs"][1:], new))
+            if warmup:  # the warm-up calls fill the ear: the head starts afresh after them
+                warmup -= 1
+                state = state if warmup else {n: s if n == "ear" else np.zeros_like(s) for n, s in state.items()}
+                return None
+            probs = probs[0][:keep]
+            times = step_end_seconds(steps + np.arange(len(probs)), k, hop, meta["n_fft"], rate)
+            steps += len(times)
+            return times, probs
 
         for block in blocks:
             block = np.asarray(block, np.float32).reshape(-1)
-            buffer = np.concatenate([buffer, block])
-            history = np.concatenate([history, block])
-            drop = max(0, len(history) - int(HISTORY_S * rate) - len(block))
-            history, offset = history[drop:], offset + drop
+            buffer, length = np.concatenate([buffer, block]), length + len(block)
+            if heard is not None:
+                heard.add(block)
             while len(buffer) >= read:
-                step(buffer[:read])
+                if (result := step(buffer[:read])) is not None:
+                    yield result
                 buffer = buffer[advance:]
         # the stream's end: the steps the last partial chunk completes, as PyTorch reads them (zeros after them)
-        whole = ((len(buffer) - meta["n_fft"]) // hop + 1) // k if len(buffer) >= meta["n_fft"] else 0
-        if whole:
-            step(np.pad(buffer, (0, read - len(buffer))), keep=whole)
-        return found
+        left = (((length - meta["n_fft"]) // hop + 1) // k if length >= meta["n_fft"] else 0) - steps
+        if left > 0:  # then the warm-up is over: it ends before the first step's audio does
+            yield step(np.pad(buffer, (0, read - len(buffer))), keep=left)
 
-    def _verify(self, history: np.ndarray, offset: int, time: float, label: int) -> float:
+    def _verify(self, heard: Heard, time: float, label: int) -> float:
         """The verifier's best probability of `label` over 1 s windows ending at the trigger and before it."""
         column, rate = self.verifier_columns[label], self.meta["sample_rate"]
         if column is None:
             return 0.0
-        windows = verify_windows(history, [int(round(time * rate)) - offset], self.meta["verify_ends_s"], rate)
+        windows = verify_windows(heard.audio, [int(round(time * rate)) - heard.start], self.meta["verify_ends_s"],
+                                 rate)
         logits = self.verifier.run(None, {"wave": windows})[0].astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         return float((probs / probs.sum(axis=1, keepdims=True))[:, column].max())

@@ -70,7 +70,7 @@ def test_an_exported_window_head_finds_what_its_checkpoint_finds(tmp_path):
 
 @pytest.mark.parametrize("features", ["logmel", "embedding"])
 def test_the_runtime_gives_every_step_pytorch_gives_to_the_recordings_end(tmp_path, bundles, features):
-    # chunks of several steps (four 80 ms vectors on the embedding): the last partial chunk is read too
+    # chunks of several steps (three 80 ms vectors on the embedding): the last partial chunk is read too
     from seqapp.speech.listening.runtime import OnnxSpotter
     from seqapp.speech.listening.stream import posteriors
     from seqapp.speech.settings import model_from_checkpoint
@@ -137,7 +137,7 @@ def test_without_a_checkpoint_the_bundled_spotter_listens_and_its_format_guards_
     bundled = run_main("spot", "--stream", rec, "--threshold", "0.55")
     named = run_main("spot", "--checkpoint", onnx, "--stream", rec, "--threshold", "0.55")
     assert bundled.returncode == 0 and bundled.stdout == named.stdout and bundled.stdout
-    monkeypatch.setattr(runtime, "FORMAT", runtime.FORMAT + 1)
+    monkeypatch.setattr(runtime, "READS", (runtime.FORMAT + 1,))
     assert_one_line_error(run_main("spot", "--stream", rec), "format")
 
 
