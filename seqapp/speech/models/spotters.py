@@ -53,8 +53,11 @@ def pool(cfg: KWSModelConfig, attention: AttentionPooling | None, out: torch.Ten
     return torch.cat(list(h[-directions:]), dim=-1), None       # top layer, every direction
 
 
-class KeywordSpotter(nn.Module):
-    def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
+class SpotterParts(nn.Module):
+    """What both spotters are made of: the front end, the shared encoder, attention pooling when `pooled` asks
+    for it, dropout and the classifier."""
+
+    def __init__(self, cfg: KWSModelConfig, features: FeatureConfig, pooled: bool):
         super().__init__()
         if cfg.pooling not in POOLINGS:
             raise UserError(f"unknown pooling {cfg.pooling!r} (choose last, mean or attention)")
@@ -63,9 +66,14 @@ class KeywordSpotter(nn.Module):
         self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
                                                       cfg.dropout, cfg.bidirectional, cfg.forget_bias))
         size = self.encoder.output_size
-        self.attention = AttentionPooling(size) if cfg.pooling == "attention" else None
+        self.attention = AttentionPooling(size) if pooled and cfg.pooling == "attention" else None
         self.drop = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(size, cfg.classes)
+
+
+class KeywordSpotter(SpotterParts):
+    def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
+        super().__init__(cfg, features, pooled=True)
 
     def pool(self, out: torch.Tensor, state) -> tuple[torch.Tensor, torch.Tensor | None]:
         return pool(self.cfg, self.attention, out, state)
@@ -81,7 +89,7 @@ class KeywordSpotter(nn.Module):
         return self(wave)
 
 
-class StreamingSpotter(nn.Module):
+class StreamingSpotter(SpotterParts):
     """Causal front end -> unidirectional RecurrentEncoder -> a posterior per encoder step. The state carries
     across calls, so a recording can be fed in chunks of any size (see stream.SpotterStream).
 
@@ -90,22 +98,12 @@ class StreamingSpotter(nn.Module):
     seen at once, and the carried state is those features, not the encoder's."""
 
     def __init__(self, cfg: KWSModelConfig, features: FeatureConfig):
-        super().__init__()
         if cfg.bidirectional and not cfg.window:
             raise UserError("a streaming spotter reads forward in time only: it cannot be bidirectional "
                             "(unless it reads windows: --window)")
         if features.center or features.normalize != "fixed":
             raise UserError("a streaming spotter needs causal features (center off, fixed normalisation)")
-        if cfg.pooling not in POOLINGS:
-            raise UserError(f"unknown pooling {cfg.pooling!r} (choose last, mean or attention)")
-        self.cfg = cfg
-        self.frontend = FrontEnd(features)
-        self.encoder = RecurrentEncoder(EncoderConfig(self.frontend.n_features, cfg.cell, cfg.layers, cfg.hidden,
-                                                      cfg.dropout, cfg.bidirectional, cfg.forget_bias))
-        size = self.encoder.output_size
-        self.attention = AttentionPooling(size) if cfg.window and cfg.pooling == "attention" else None
-        self.drop = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(size, cfg.classes)
+        super().__init__(cfg, features, pooled=bool(cfg.window))
 
     @property
     def step_seconds(self) -> float:
