@@ -4,6 +4,7 @@ seqapp) run by onnxruntime, block by block, through seqapp's decision layer. `se
 onnxruntime and numpy, not PyTorch (tests/speech/listening/test_runtime.py: the same detections as the checkpoint)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -30,16 +31,20 @@ def verify_windows(audio: np.ndarray, end_samples: list[int], ends_s, rate: int)
     return windows
 
 
-class Heard:
-    """The last HISTORY_S seconds of a stream (and the block just heard), for the verifier's windows."""
-
-    def __init__(self, rate: int):
-        self.audio, self.start, self.keep = np.zeros(0, np.float32), 0, int(HISTORY_S * rate)  # start: stream sample
+@dataclass
+class AudioHistory:
+    """The last `keep` samples of a stream, and the block just added (all of it when keep is 0); audio[0] is
+    stream sample `offset`. The verifier's windows are cut from it."""
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    offset: int = 0
+    keep: int = 0
 
     def add(self, block: np.ndarray) -> None:
-        audio = np.concatenate([self.audio, block])
-        drop = max(0, len(audio) - self.keep - len(block))
-        self.audio, self.start = audio[drop:], self.start + drop
+        total = self.offset + len(self.audio) + len(block)
+        self.audio = np.concatenate([self.audio, block])
+        if self.keep and len(self.audio) > self.keep + len(block):
+            self.audio = self.audio[-(self.keep + len(block)):]
+        self.offset = total - len(self.audio)
 
 
 def is_exported(path) -> bool:
@@ -95,7 +100,8 @@ class OnnxSpotter:
     def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:
         """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
         happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
-        heard = Heard(self.meta["sample_rate"])  # each run its own: a server runs one spotter for many listeners
+        # each run keeps its own audio: a server runs one spotter for many listeners
+        heard = AudioHistory(keep=int(HISTORY_S * self.meta["sample_rate"]))
         verify = None if self.verifier is None else (lambda time, label: self._verify(heard, time, label))
         layer = DecisionLayer(self.names, self.decision, self.meta["step_seconds"], verify)
         found = []
@@ -110,7 +116,7 @@ class OnnxSpotter:
                         on_detection(detection)
         return found
 
-    def posteriors(self, blocks: Iterable[np.ndarray], heard: Heard | None = None):
+    def posteriors(self, blocks: Iterable[np.ndarray], heard: AudioHistory | None = None):
         """(step end times in seconds, posteriors) of each call of the streaming graph, as 16 kHz mono blocks
         arrive (each also handed to `heard` first)."""
         meta, rate = self.meta, self.meta["sample_rate"]
@@ -148,12 +154,12 @@ class OnnxSpotter:
         if left > 0:  # then the warm-up is over: it ends before the first step's audio does
             yield step(np.pad(buffer, (0, read - len(buffer))), keep=left)
 
-    def _verify(self, heard: Heard, time: float, label: int) -> float:
+    def _verify(self, heard: AudioHistory, time: float, label: int) -> float:
         """The verifier's best probability of `label` over 1 s windows ending at the trigger and before it."""
         column, rate = self.verifier_columns[label], self.meta["sample_rate"]
         if column is None:
             return 0.0
-        windows = verify_windows(heard.audio, [int(round(time * rate)) - heard.start], self.meta["verify_ends_s"],
+        windows = verify_windows(heard.audio, [int(round(time * rate)) - heard.offset], self.meta["verify_ends_s"],
                                  rate)
         logits = self.verifier.run(None, {"wave": windows})[0].astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))

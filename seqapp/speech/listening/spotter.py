@@ -21,11 +21,10 @@ from ..data.audio import SAMPLE_RATE
 from .calibrate import Evidence, add_stream, operating_point
 from .decision import DecisionConfig, DecisionLayer, detect, smoothed
 from ..models.spotters import StreamingSpotter
-from .runtime import verify_windows
+from .runtime import HISTORY_S, AudioHistory, verify_windows
 from .stream import SpotterStream, posteriors
 
 VERIFY_ENDS_S = (0.0, 0.2)   # the verifier's 1 s windows end this long before the trigger
-HISTORY_S = 2.0              # audio kept for the verifier (its windows reach 1.2 s back)
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Spotter:
         mapped = np.stack([probs[:, j] if j is not None else np.zeros(len(probs)) for j in order], axis=1)
         return mapped.reshape(len(end_samples), len(VERIFY_ENDS_S), -1).max(axis=1)
 
-    def verify_in(self, history: "AudioHistory", memo: dict | None = None):
+    def verify_in(self, history: AudioHistory, memo: dict | None = None):
         """A verify(time, class) callable over the audio `history` holds when it is called (None: one stage);
         with `memo`, answers are kept there by time (a threshold sweep over one recording asks again)."""
         if self.verifier is None:
@@ -62,22 +61,6 @@ class Spotter:
                 memo[end] = scores
             return float(memo[end][label])
         return verify
-
-
-@dataclass
-class AudioHistory:
-    """The last `keep` samples of a stream, and the block just added (all of it when keep is 0); audio[0] is
-    stream sample `offset`."""
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    offset: int = 0
-    keep: int = 0
-
-    def add(self, block: np.ndarray) -> None:
-        total = self.offset + len(self.audio) + len(block)
-        self.audio = np.concatenate([self.audio, block])
-        if self.keep and len(self.audio) > self.keep + len(block):
-            self.audio = self.audio[-(self.keep + len(block)):]
-        self.offset = total - len(self.audio)
 
 
 def load_spotter(path, threshold: float | None = None, average_ms: float | None = None,
