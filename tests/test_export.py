@@ -213,10 +213,11 @@ def test_fp16_weights_store_the_stream_graph_in_half_and_keep_its_posteriors(tmp
     assert np.abs(got - expected).max() < 0.02  # posteriors; the tolerance the export checks
 
 
-def test_spot_example_detects_what_seqapp_detects(tmp_path):
+@pytest.mark.parametrize("features", ["logmel", "embedding"])  # the embedding: its state carried, a warm-up
+def test_spot_example_detects_what_seqapp_detects(tmp_path, features):
     # Sharpened posteriors and a threshold (0.55) that the keyword averages never come within 6e-4 of here,
     # while PyTorch's and onnxruntime's averages differ by ~1e-5: rounding cannot move a detection.
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, sharpen=60.0)
+    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, sharpen=60.0, features=features)
     export(ckpt, tmp_path / "stream.onnx")
     rng = np.random.default_rng(1)
     wave = np.concatenate([np.concatenate([tone(f, 0.7), 0.02 * rng.standard_normal(9000)])
