@@ -4,12 +4,12 @@ soundfile only.
     seqapp export --checkpoint runs/kws_stream/best.pt --out kws_stream.onnx
     python examples/spot_stream_onnx.py kws_stream.onnx recording.wav
 
-The model is a chunk step (100 ms of log-mel steps, or 4 embedding vectors of 80 ms: samples and the recurrent
+The model is a chunk step (100 ms of log-mel steps, or 3 embedding vectors of 80 ms: samples and the recurrent
 state in, per-step posteriors and the new state out; the embedding's last frames are state too); its labels,
-chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the model's metadata. A two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that
-scores the last second whenever the streaming score reaches the trigger. The decision layer is seqapp's
-(TensorFlow's RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the
-checkpoint."""
+chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the model's metadata. A
+two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that scores the last second
+whenever the streaming score reaches the trigger. The decision layer is seqapp's (TensorFlow's
+RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the checkpoint."""
 import argparse
 import json
 import sys
@@ -137,7 +137,7 @@ def main():
     read, advance, k, hop = meta["chunk_samples"], meta["advance_samples"], meta["frame_stack"], meta["hop"]
     # zeros before the stream feed the warm-up calls: they fill the embedding's state ("ear"); their posteriors
     # are dropped, and the other states start from zeros after them
-    buffer, heard = np.zeros(meta.get("lead_samples", 0), np.float32), 0
+    buffer, length = np.zeros(meta.get("lead_samples", 0), np.float32), 0
     warmup, steps = meta.get("warmup_calls", 0), 0
 
     def run_chunk(chunk, keep=None):
@@ -162,14 +162,14 @@ def main():
     try:
         blocks = mono_blocks(args.recording, meta["sample_rate"])
         for block in blocks:
-            buffer, heard = np.concatenate([buffer, block]), heard + len(block)
+            buffer, length = np.concatenate([buffer, block]), length + len(block)
             if verifier is not None:
                 verifier.hear(block)
             while len(buffer) >= read:
                 run_chunk(buffer[:read])
                 buffer = buffer[advance:]
         # the end: the steps the last partial chunk completes (zeros after them, never read as steps)
-        left = (((heard - meta["n_fft"]) // hop + 1) // k if heard >= meta["n_fft"] else 0) - steps
+        left = (((length - meta["n_fft"]) // hop + 1) // k if length >= meta["n_fft"] else 0) - steps
         if left > 0:
             run_chunk(np.pad(buffer, (0, read - len(buffer))), keep=left)
     except (sf.LibsndfileError, RuntimeError) as e:

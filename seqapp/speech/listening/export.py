@@ -1,7 +1,7 @@
 """The keyword spotters as ONNX graphs, front end inside (torchaudio's mel filterbank over ONNX's STFT).
 
 - a clip model: one-second 16 kHz clips (batch free) -> logits over its labels;
-- a streaming model: a fixed chunk of encoder steps (default_chunk_steps: 100 ms of log-mel, 320 ms of the
+- a streaming model: a fixed chunk of encoder steps (default_chunk_steps: 100 ms of log-mel, 240 ms of the
   embedding) -> their posteriors, with the encoder state in and out (and the embedding's, `ear`: the chunk then
   reads only its new mel frames, embedding.stream_chunks). The chunk's samples are exactly the frames it
   completes: a runtime puts `lead_samples` zeros before the stream, keeps a sample buffer, runs the graph whenever

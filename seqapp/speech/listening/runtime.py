@@ -15,8 +15,8 @@ from ...onnx_export import metadata, session
 from .decision import DecisionConfig, DecisionLayer, Detection, step_end_seconds
 
 BUNDLED = Path(__file__).parents[1] / "models" / "listening.onnx"  # make bundled-spotter writes it
-FORMAT = 2                    # the spotters' format: a seqapp that reads another refuses it (2: the embedding's
-READS = (1, 2)                # state carried between calls, lead_samples and warmup_calls)
+FORMAT = 2                    # the format exports write (2: the embedding's state carried between calls,
+READS = (1, 2)                # lead_samples and warmup_calls); a seqapp refuses the formats it does not read
 HISTORY_S = 2.0               # audio kept for the verifier (its windows reach 1.2 s back)
 
 
@@ -66,7 +66,8 @@ class OnnxSpotter:
         if meta.get("graph") != "stream_chunk":
             raise UserError(f"{path} is not a streaming spotter (export one trained with --streaming)")
         if meta.get("format", FORMAT) not in READS:
-            raise UserError(f"{path} is a spotter of format {meta['format']}; this seqapp reads format {FORMAT}: "
+            raise UserError(f"{path} is a spotter of format {meta['format']}; this seqapp reads formats "
+                            f"{', '.join(map(str, READS))}: "
                             "rebuild it (make bundled-spotter) or upgrade seqapp")
         self.path, self.names = path, list(meta["labels"])
         self.decision = DecisionConfig(**meta["decision"])

@@ -7,6 +7,8 @@ on the training device and inside exported graphs.
 - SpeechEmbedding: the 5-block convolutional net, run over a whole mel sequence at once. Its convolutions are
   'valid' in time and its three time poolings halve it, so output t is exactly its 76-frame window starting at
   frame 8t: one 96-d vector every 80 ms (775 ms of context), for about an eighth of the cost of windowing.
+  A stream cut in chunks (EmbeddingFrontEnd.step, stream_chunks) carries each convolution's last input frames
+  from chunk to chunk instead, so each chunk computes its new frames alone: what exported spotters do.
 
 The ONNX mel clips each call's output at its own maximum minus 80 dB, so the same audio cut into other calls
 gives other features. Here the floor is fixed (FLOOR_DB) unless asked otherwise: a frame's features depend on its
