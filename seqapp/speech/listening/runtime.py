@@ -101,9 +101,9 @@ class OnnxSpotter:
     def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:
         """Feed 16 kHz mono blocks of any size; the detections, each also handed to `on_detection` as it
         happens; `on_posteriors(times, probs)` sees each chunk's posteriors (a live plot)."""
-        # each run keeps its own audio: a server runs one spotter for many listeners
-        heard = AudioHistory(keep=int(HISTORY_S * self.meta["sample_rate"]))
-        verify = None if self.verifier is None else (lambda time, label: self._verify(heard, time, label))
+        # each run keeps its own audio (a server runs one spotter for many listeners), and only for a verifier
+        heard = None if self.verifier is None else AudioHistory(keep=int(HISTORY_S * self.meta["sample_rate"]))
+        verify = None if heard is None else (lambda time, label: self._verify(heard, time, label))
         layer = DecisionLayer(self.names, self.decision, self.meta["step_seconds"], verify)
         found = []
         for times, probs in self.posteriors(blocks, heard):
