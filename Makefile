@@ -111,7 +111,7 @@ bench-alexa: $(VENV)/.installed synth-tools
 # The listening spotter that ships inside seqapp (seqapp/speech/models/listening.onnx): the listening preset,
 # exported for onnxruntime. `seqapp listen` and `seqapp spot --stream` run it when no checkpoint is given.
 bundled-spotter: train-kws-stream
-	$(PY) -m seqapp export --checkpoint runs/kws_stream/best.pt --out seqapp/speech/models/listening.onnx --fp16
+	$(PY) -m seqapp export --checkpoint runs/kws_stream/best.pt --out seqapp/speech/models/listening.onnx --weights int8
 
 bench: $(VENV)/.installed
 	$(PY) bench/lm/train_speed.py --data $(DATA)

@@ -8,7 +8,8 @@ The model is a chunk step (100 ms of log-mel steps, or 3 embedding vectors of 80
 state in, per-step posteriors and the new state out; the embedding's last frames are state too); its labels,
 chunk sizes and decision settings (per-keyword thresholds when calibrated) are JSON in the model's metadata. A
 two-stage spotter (a bundle) also wrote NAME.verifier.onnx beside it, a clip model that scores the last second
-whenever the streaming score reaches the trigger. The decision layer is seqapp's (TensorFlow's
+whenever the streaming score reaches the trigger, and NAME.weights, the weights both graphs read (onnxruntime
+finds it beside them). The decision layer is seqapp's (TensorFlow's
 RecognizeCommands, plus the verifier): it prints what `seqapp spot --stream` prints for the checkpoint."""
 import argparse
 import json

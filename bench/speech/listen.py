@@ -1,10 +1,10 @@
 """`seqapp spot --stream` as users run it, on a checkpoint (PyTorch) and on its export (onnxruntime, no torch):
 the real-time factor on one thread (start-up excluded by timing the same command on a 1-second file), the
-peak resident memory of the whole process (GNU time's maximum RSS), and whether both find the same
-detections.
+peak resident memory of the whole process (GNU time's maximum RSS), whether both find the same
+detections, and with --labels how many keywords each found and how many false alarms it made.
 
     python bench/speech/listen.py --checkpoint runs/kws_stream/best.pt --onnx spotter.onnx \
-        --stream runs/streams/test20.wav"""
+        --stream runs/streams/test20.wav --labels runs/streams/test20.csv"""
 from __future__ import annotations
 
 import argparse
@@ -35,11 +35,25 @@ def run(model: str | None, stream: str) -> tuple[float, float, str]:
         return seconds, int(Path(peak.name).read_text().split()[-1]) / 1024, proc.stdout
 
 
+def scored(printed: str, labels: str, seconds: float) -> str:
+    """`seqapp spot --stream`'s printed detections ("   12.34 s  yes    0.912") scored against the stream's labels."""
+    from seqapp.speech.data.streams import read_labels
+    from seqapp.speech.listening.decision import Detection
+    from seqapp.speech.listening.scoring import score_detections
+
+    detections = [Detection(label, float(time), float(score))
+                  for time, _, label, score in (line.split() for line in printed.splitlines())]
+    r = score_detections(detections, read_labels(labels), seconds)  # Speech Commands' ten keywords
+    found = f"found {r['found']}/{r['keywords']}, " if r["keywords"] else ""
+    return f"; {found}{r['wrong_word']} wrong words, {r['false_alarms']} false alarms"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="a streaming checkpoint (PyTorch)")
     p.add_argument("--onnx", action="append", default=[], help="an exported spotter; 'bundled' for the one inside")
     p.add_argument("--stream", required=True)
+    p.add_argument("--labels", help="the stream's labels (make-stream's CSV): score each model's detections")
     args = p.parse_args()
     audio_s = sf.info(args.stream).duration
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +68,8 @@ def main() -> None:
             seconds, peak_mb, out = run(model, args.stream)
             outputs[name] = out
             print(f"{name:>40}: RTF {(seconds - start_s) / audio_s:.4f}, peak {peak_mb:.0f} MB, "
-                  f"{len(out.splitlines())} detections, start-up {start_s:.1f} s")
+                  f"{len(out.splitlines())} detections, start-up {start_s:.1f} s"
+                  + (scored(out, args.labels, audio_s) if args.labels else ""))
         if len(set(outputs.values())) > 1:
             print("the detections differ between them")
         elif len(outputs) > 1:

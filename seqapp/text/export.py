@@ -49,7 +49,7 @@ def example_inputs(model, batch: int, seed: int = 0) -> tuple:
     return (torch.randint(0, model.cfg.vocab_size, (batch,), generator=g), *state)
 
 
-def export_lm(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp16: bool = False) -> list[str]:
+def export_lm(ckpt: dict, out: Path, int8: bool, final: Path | None = None, weights: str = "float32") -> list[str]:
     model, tokenizer = model_from_checkpoint(ckpt)
     cfg = model.encoder.config
     names = ["tokens", "h"] + (["c"] if cfg.cell == "lstm" else [])
@@ -60,7 +60,7 @@ def export_lm(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp16
     unrolled = unrolled_for_int8(cfg.cell, int8)
     dynamic = {name: {0 if name == "tokens" else 1: "batch"} for name in names}
     diff = write_onnx(LMStep(model, unrolled), lambda batch: example_inputs(model, batch, seed=batch), out, names,
-                      outputs, metadata, int8, dynamic, fp16=fp16)
+                      outputs, metadata, int8, dynamic, weights=weights)
     native = f"ONNX's own {cfg.cell.upper()} op" if cfg.cell in ("lstm", "gru") and not unrolled else \
         "its matrix products (onnxruntime has no int8 GRU op)" if unrolled else \
         "MatMul and Tanh/Relu (PyTorch's exporter unrolls nn.RNN instead of using ONNX's RNN op)"

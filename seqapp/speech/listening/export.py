@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...onnx_export import unrolled_for_int8, write_onnx
+from ...onnx_export import share_weights, unrolled_for_int8, write_onnx
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import SILENCE, UNKNOWN
 from ..models.embedding import stream_chunks
 from ..models.spotters import StreamingSpotter
-from .runtime import FORMAT
+from .runtime import FORMAT, shared_weights_path
 
 CHUNK_SECONDS = 0.1  # log-mel: per-call overhead is paid about 10 times a second (5 steps of 20 ms)
 # The embedding: a call computes only its new vectors (the ear is carried), but pays a fixed overhead that a chunk of
@@ -93,22 +93,35 @@ def verifier_path(final: Path) -> Path:
     return final.with_name(final.stem + ".verifier.onnx")
 
 
-def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp16: bool = False,
+def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, weights: str = "float32",
                steps: int | None = None) -> list[str]:
     """A clip model, a streaming model, or a bundle: its streaming graph at `out` (`steps` encoder steps a call,
-    default_chunk_steps by default) and its verifier's clip graph beside the final name (verifier_path), named in
-    the streaming graph's metadata."""
+    default_chunk_steps by default), and for a bundle its verifier's clip graph beside the final name
+    (verifier_path, named in the streaming graph's metadata) and the weights both graphs hold, stored once
+    (shared_weights_path)."""
     from ... import checkpoint
+
+    final = final or out
+    if not ckpt.get("verifier"):
+        return export_graph(ckpt, out, int8, final, weights, steps)
+    clip, shared = verifier_path(final), shared_weights_path(final)
+    with checkpoint.replaced_when_done(clip) as clip_out:
+        clip_lines = export_graph({"task": "kws", **ckpt["verifier"]}, clip_out, int8, weights=weights)
+        lines = export_graph(ckpt, out, int8, final, weights, steps)
+        with checkpoint.replaced_when_done(shared) as shared_out:
+            shared_out.write_bytes(share_weights([out, clip_out], shared.name))
+    return lines[:-1] + [f"the verifier (second stage): {clip}, {clip_lines[1]}",
+                         f"the weights both hold (the front end's): {shared}, {shared.stat().st_size / 1e6:.2f} MB",
+                         lines[-1]]
+
+
+def export_graph(ckpt: dict, out: Path, int8: bool, final: Path | None = None, weights: str = "float32",
+                 steps: int | None = None) -> list[str]:
+    """One graph: a clip model's, or a streaming model's (a bundle's first stage)."""
     from .spotter import spotter_from_checkpoint
     from ..settings import model_from_checkpoint
 
     final = final or out
-    lines = []
-    if ckpt.get("verifier"):
-        target = verifier_path(final)
-        with checkpoint.replaced_when_done(target) as tmp:
-            clip_lines = export_kws({"task": "kws", **ckpt["verifier"]}, tmp, int8, fp16=fp16)
-        lines = [f"the verifier (second stage): {target}, {clip_lines[1]}"]
     model, labels = model_from_checkpoint(ckpt)
     cfg, fe = model.encoder.config, model.frontend
     g = torch.Generator().manual_seed(0)
@@ -156,8 +169,9 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
     front_end = ((fe.n_fft // 2 + 1, fe.cfg.n_mels), (fe.cfg.n_mels, fe.cfg.n_mels)) + tuple(
         tuple(w.shape) for w in [*fe.transform.buffers(), *fe.transform.parameters()]
         if fe.cfg.features == "embedding")
-    diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end, fp16=fp16)
-    extra, lines = lines, [f"largest difference from PyTorch: {diff:.1e}",
+    diff = write_onnx(graph, example, out, names, outputs, metadata, int8, dynamic, float_weights=front_end,
+                      weights=weights)
+    lines = [f"largest difference from PyTorch: {diff:.1e}",
              f"{len(labels)} labels; {what}; a {cfg.layers}x{cfg.hidden} {cfg.cell}"
              + (" (unrolled to MatMul and Tanh/Relu: PyTorch's exporter does not use ONNX's RNN op)"
                 if cfg.cell.startswith("rnn") else "")]
@@ -165,4 +179,4 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, fp1
         lines.append("onnxruntime has no int8 GRU op: " + ("the chunk's GRU steps are exported as matrix products, "
                      "which are int8" if isinstance(model, StreamingSpotter) and not model.cfg.window
                      else "the GRU stays float"))
-    return lines + extra + [f"run it: {run}"]
+    return lines + [f"run it: {run}"]

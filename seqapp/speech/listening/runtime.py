@@ -47,6 +47,11 @@ class AudioHistory:
         self.offset = total - len(self.audio)
 
 
+def shared_weights_path(spotter: Path) -> Path:
+    """Where a two-stage spotter's graphs find the weights they share (the speech embedding): `NAME.weights`."""
+    return spotter.with_name(spotter.stem + ".weights")
+
+
 def is_exported(path) -> bool:
     return path is None or str(path).endswith(".onnx")
 
@@ -61,7 +66,7 @@ class OnnxSpotter:
             raise UserError(f"{path}: no such spotter" + (" (this install has no bundled spotter: pass --checkpoint, "
                                                           "or build it with make bundled-spotter)"
                                                           if path == BUNDLED else ""))
-        self.sess, self.meta = self._open(path)
+        self.sess, self.meta = self._open(path, path)
         meta = self.meta
         if meta.get("graph") != "stream_chunk":
             raise UserError(f"{path} is not a streaming spotter (export one trained with --streaming)")
@@ -84,18 +89,21 @@ class OnnxSpotter:
             verifier_path = path.with_name(meta["verifier"])
             if not verifier_path.is_file():
                 raise UserError(f"{path} is a two-stage spotter: its verifier {verifier_path} is missing")
-            self.verifier, verifier_meta = self._open(verifier_path)
+            self.verifier, verifier_meta = self._open(verifier_path, path)
             clip_names = verifier_meta["labels"]
             self.verifier_columns = [clip_names.index(n) if n in clip_names else None for n in self.names]
         self.note = ("operating point: the thresholds it was exported with" if self.decision.thresholds
                      else f"threshold {self.decision.threshold:g}")
 
     @staticmethod
-    def _open(path: Path):
+    def _open(path: Path, spotter: Path):
         try:
             sess = session(path)
             return sess, metadata(sess)
         except Exception as e:  # noqa: BLE001  (onnxruntime's errors for a bad file are many and unnamed)
+            if "External data" in str(e):
+                raise UserError(f"{path} reads weights from {shared_weights_path(spotter)}, which is missing or "
+                                "damaged: export the spotter again") from None
             raise UserError(f"{path} is not a model seqapp exported ({str(e).splitlines()[0][:160]})") from None
 
     def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:

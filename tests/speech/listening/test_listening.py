@@ -347,6 +347,7 @@ def test_a_bundle_exports_with_its_verifier_and_the_example_agrees(listening_run
     r = run_main("export", "--checkpoint", listening_run.ckpt, "--out", onnx)
     assert r.returncode == 0, r.stderr
     assert (listening_run.tmp / "spotter.verifier.onnx").is_file() and "verifier" in r.stdout
+    assert (listening_run.tmp / "spotter.weights").is_file()  # what both graphs hold (the mel filterbank), once
     ours = run_main("spot", "--checkpoint", listening_run.ckpt, "--stream", listening_run.wav, "--threshold", "0.3")
     theirs = run_cli(ROOT / "examples" / "spot_stream_onnx.py", onnx, listening_run.wav, "--threshold", "0.3")
     assert ours.returncode == theirs.returncode == 0, theirs.stderr

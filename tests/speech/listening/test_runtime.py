@@ -68,6 +68,13 @@ def test_an_exported_window_head_finds_what_its_checkpoint_finds(tmp_path):
     assert exported.stdout == ours.stdout
 
 
+def test_the_two_graphs_of_an_embedding_spotter_hold_the_embedding_once(bundles):
+    _, onnx = bundles("embedding")
+    shared = onnx.with_name("bundle.weights").stat().st_size
+    assert shared > 1.2e6  # the embedding's 330k weights in float32
+    assert all(onnx.with_name(f).stat().st_size < shared / 2 for f in ("bundle.onnx", "bundle.verifier.onnx"))
+
+
 @pytest.mark.parametrize("features", ["logmel", "embedding"])
 def test_the_runtime_gives_every_step_pytorch_gives_to_the_recordings_end(tmp_path, bundles, features):
     # chunks of several steps (three 80 ms vectors on the embedding): the last partial chunk is read too
@@ -112,10 +119,16 @@ def test_bad_exported_spotters_are_one_line(tmp_path, bundles, monkeypatch):
     (tmp_path / "junk.onnx").write_bytes(b"not a model" * 50)
     onnx = tmp_path / "bundle.onnx"  # a two-stage spotter without its verifier beside it
     shutil.copy(two_stages, onnx)
+    shutil.copy(two_stages.with_name("bundle.weights"), tmp_path)
+    alone = tmp_path / "alone" / "bundle.onnx"  # ... and one without the weights its two graphs share
+    alone.parent.mkdir()
+    shutil.copy(two_stages, alone)
+    shutil.copy(clip, alone.parent)
     cases = [((tmp_path / "junk.onnx",), "is not a model seqapp exported"),
              ((clip,), "is not a streaming spotter"),
              ((tmp_path / "missing.onnx",), "no such spotter"),
              ((onnx,), "its verifier"),
+             ((alone,), "reads weights from"),
              ((onnx, "--false-alarms-per-hour", "2"), "keeps the operating point"),
              ((onnx, "--threshold", "1.5"), "--threshold")]
     for (path, *flags), message in cases:
