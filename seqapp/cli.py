@@ -33,6 +33,8 @@ def add_train_flags(p) -> None:
     add_setting(p, "--weight-decay", type=float)
     add_setting(p, "--pretrained-lr-ratio", type=float, help="fine-tuned pretrained weights learn at lr x this (0.1)")
     add_setting(p, "--grad-clip", type=float)
+    add_setting(p, "--ema", type=float, help="validate and keep a moving average of the weights with this decay "
+                                             "per step (0.99 averages over about 100 steps); 0: off")
     add_setting(p, "--eval-every", type=int)
     add_setting(p, "--seed", type=int)
     add_setting(p, "--device", choices=["auto", "cpu", "cuda"])

@@ -35,6 +35,7 @@ class TrainConfig(Settings):
     weight_decay: float = 0.01   # on weight matrices only
     pretrained_lr_ratio: float = 0.1  # pretrained weights being fine-tuned learn at lr x this, undecayed
     grad_clip: float = 1.0
+    ema: float = 0.0             # validate and keep (best.pt) an exponential moving average of the weights; 0: off
     eval_every: int = 200
     log_every: int = 10
     seed: int = 1337
@@ -58,6 +59,8 @@ class TrainConfig(Settings):
             raise UserError(f"unknown schedule {self.schedule!r} (choose {', '.join(SCHEDULES)})")
         if not 0 < self.decay_fraction <= 1:
             raise UserError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema must be in [0, 1), got {self.ema}")
         return self
 
 
@@ -89,6 +92,17 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
 
 
+def moving_average(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of `model`'s weights, updated after each step. Its decay ramps up as
+    (1 + n) / (10 + n) over the first updates (TensorFlow's ExponentialMovingAverage with num_updates) so that the
+    average soon forgets the initial weights; buffers are the model's own."""
+    def average(kept, new, n):
+        rate = ((1 + n) / (10 + n)).clamp(max=decay)  # n: a tensor on the device (no sync a step)
+        return kept + (new - kept) * (1 - rate)
+
+    return torch.optim.swa_utils.AveragedModel(model, avg_fn=average)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on weight matrices. Parameters marked `pretrained` (weights loaded from elsewhere
     and fine-tuned) learn more slowly and are not decayed: decay would pull them towards zero, not towards what
@@ -117,6 +131,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the initial weights
         self.model = task.build_model().to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.averaged = moving_average(self.model, cfg.ema) if cfg.ema else None
         self.end_step = None  # under a time budget: the last step, once the measured speed fixes it
         schedule = partial(lr_factor, warmup=cfg.warmup, schedule=cfg.schedule, decay_fraction=cfg.decay_fraction,
                            min_ratio=cfg.min_lr_ratio)
@@ -142,13 +157,18 @@ class Trainer:
                       "resolved": {"device": str(self.device), "precision": self.precision, "world_size": self.dist.world}}
             (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
+    @property
+    def kept_model(self) -> nn.Module:
+        """The weights validated and kept in best.pt: the moving average under --ema, else those trained."""
+        return self.averaged.module if self.averaged is not None else self.model
+
     # --- checkpoints -------------------------------------------------------------------------------
     def _payload(self, full: bool) -> dict:
         payload = {
             "task": self.task.name,
             "task_state": self.task.state(),
             "train_config": asdict(self.cfg),
-            "model": self.model.state_dict(),
+            "model": (self.model if full else self.kept_model).state_dict(),
             "step": self.step,
             "best": self.best,
             "precision": self.precision,
@@ -157,6 +177,8 @@ class Trainer:
             payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                            scaler=self.scaler.state_dict(), evals_since_best=self.evals_since_best,
                            skipped=self.skipped, train_seconds=self.train_seconds, end_step=self.end_step)
+            if self.averaged is not None:
+                payload["averaged"] = self.averaged.state_dict()
         return payload
 
     def _restore(self, ckpt: dict) -> None:
@@ -165,6 +187,10 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+        if self.averaged is not None:
+            if "averaged" not in ckpt:
+                raise UserError("--ema was not on in the run being resumed: resume it without --ema")
+            self.averaged.load_state_dict(ckpt["averaged"])
         self.step, self.best = ckpt["step"], ckpt["best"]
         self.evals_since_best, self.skipped = ckpt["evals_since_best"], ckpt["skipped"]
         self.train_seconds = ckpt.get("train_seconds", 0.0)
@@ -234,6 +260,8 @@ class Trainer:
             self.scaler.update()
         elif finite:
             self.optimizer.step()
+        if self.averaged is not None and finite:
+            self.averaged.update_parameters(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():  # a skipped first step makes the scheduler warn about step order
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
@@ -250,9 +278,10 @@ class Trainer:
 
     def _evaluate(self) -> dict:
         ctx = EvalContext(self.device, self.precision, self.dist.rank, self.dist.world, self.dist.reduce_sum)
-        self.model.eval()
+        model = self.kept_model
+        model.eval()
         with torch.no_grad():
-            return self.task.evaluate(self.model, ctx)
+            return self.task.evaluate(model, ctx)
 
     def _validate_and_save(self, bar) -> bool:
         """Validate, write checkpoints and curves; True when patience says stop."""

@@ -35,12 +35,13 @@ def val_rows(out):
 
 
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path, text_file):
+    # with a moving average of the weights (--ema): validated, kept in best.pt, and carried through the resume
     straight = tmp_path / "straight"
-    assert run_cli(*train_args(text_file, straight)).returncode == 0
+    assert run_cli(*train_args(text_file, straight), "--ema", "0.9").returncode == 0
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, *train_args(text_file, killed)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, *train_args(text_file, killed), "--ema", "0.9"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait for a checkpoint part-way, then kill without warning
@@ -56,12 +57,31 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, text_file):
     interrupted_at = checkpoint.load(killed / "last.pt")["step"]
     assert interrupted_at < 40
 
-    resumed = run_cli(*train_args(text_file, killed), "--resume")
+    resumed = run_cli(*train_args(text_file, killed), "--resume")  # its saved settings: --ema too
     assert resumed.returncode == 0, resumed.stderr
     a, b = weights(straight / "last.pt"), weights(killed / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert val_rows(straight) == val_rows(killed)
     assert torch.equal(weights(straight / "best.pt")["head.weight"], weights(killed / "best.pt")["head.weight"])
+    averaged = [torch.load(out / "last.pt", weights_only=True)["averaged"]["module.head.weight"]
+                for out in (straight, killed)]
+    assert torch.equal(*averaged)
+    assert not torch.equal(averaged[0], a["head.weight"])  # the average, not the last weights
+
+
+def test_the_moving_average_forgets_the_first_weights_then_averages_with_its_decay():
+    from seqapp.trainer import moving_average
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    averaged = moving_average(model, decay=0.5)
+    expected = None
+    for n, value in enumerate([4.0, 0.0, 2.0, 8.0]):
+        model.weight.data.fill_(value)
+        averaged.update_parameters(model)
+        rate = min(0.5, (1 + n) / (10 + n))  # n updates before this one; the first is copied
+        expected = value if expected is None else expected * rate + value * (1 - rate)
+    assert averaged.module.weight.item() == pytest.approx(expected)
+    assert expected != pytest.approx(8.0) and expected != pytest.approx(3.5)  # neither the last nor the plain mean
 
 
 def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
