@@ -196,12 +196,20 @@ def test_stream_int8_posteriors_within_tolerance(tmp_path, cell, features):
     assert np.abs(got - expected).max() < 0.02  # posteriors; the documented tolerance
 
 
+@pytest.fixture(scope="module")
+def embedding_stream(tmp_path_factory):
+    """A streaming spotter on the embedding and its float32 export, made once for the storage tests."""
+    folder = tmp_path_factory.mktemp("embedding_stream")
+    ckpt = kws_checkpoint(folder / "kws.pt", streaming=True, features="embedding")
+    export(ckpt, folder / "float32.onnx")
+    return ckpt, folder / "float32.onnx"
+
+
 @pytest.mark.parametrize("weights", ["float16", "int8"])
-def test_stored_weights_shrink_the_stream_graph_and_keep_its_posteriors(tmp_path, weights):
+def test_stored_weights_shrink_the_stream_graph_and_keep_its_posteriors(tmp_path, weights, embedding_stream):
     import onnx
 
-    ckpt = kws_checkpoint(tmp_path / "kws.pt", streaming=True, features="embedding")
-    export(ckpt, tmp_path / "float32.onnx")
+    ckpt, float32 = embedding_stream
     export(ckpt, tmp_path / f"{weights}.onnx", "--weights", weights)
     large = [w for w in onnx.load(str(tmp_path / f"{weights}.onnx")).graph.initializer if np.prod(w.dims) >= 1024]
     kinds = {w.data_type for w in large}
@@ -210,8 +218,7 @@ def test_stored_weights_shrink_the_stream_graph_and_keep_its_posteriors(tmp_path
     else:  # the GRU's int8, the embedding's convolutions float16 (int8 moved a trained one's posteriors by 0.19)
         assert kinds == {onnx.TensorProto.INT8, onnx.TensorProto.FLOAT16}
         assert all(w.data_type == onnx.TensorProto.FLOAT16 for w in large if "frontend" in w.name)
-    size = {name: (tmp_path / f"{name}.onnx").stat().st_size for name in ("float32", weights)}
-    assert size[weights] < 0.6 * size["float32"]
+    assert (tmp_path / f"{weights}.onnx").stat().st_size < 0.6 * float32.stat().st_size
     from seqapp.speech.settings import model_from_checkpoint
 
     model, _ = model_from_checkpoint(checkpoint.load(ckpt))
