@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nseqapp: interrupted (checkpoints already written are intact; continue with --resume)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped reading (`seqapp spot --stream f.wav | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        return 141
     except OSError as e:  # the disk, a permission, a path: the user's environment, not a bug
         where = f": {e.filename}" if e.filename else ""
         print(f"seqapp: error: {e.strerror or e}{where}", file=sys.stderr)

@@ -96,6 +96,21 @@ def test_the_runtime_gives_every_step_pytorch_gives_to_the_recordings_end(tmp_pa
     np.testing.assert_allclose(probs, want, atol=1e-3)  # sharpened 60x: float rounding in the features shows
 
 
+def test_a_reader_that_stops_reading_stops_spot_quietly(tmp_path, bundles):
+    # `seqapp spot --stream f.wav | head -1`: the pipe closes under the command, which ends without a word
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    _, onnx = bundles("logmel")
+    proc = subprocess.Popen([sys.executable, "-m", "seqapp", "spot", "--checkpoint", str(onnx), "--stream",
+                             str(recording(tmp_path / "rec.wav")), "--threshold", "0.55"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    assert proc.stderr.read() == b"" and proc.wait(timeout=120) == 141
+
+
 def test_spot_stream_on_an_exported_spotter_never_imports_torch(tmp_path):
     onnx = tmp_path / "stream.onnx"
     export(kws_checkpoint(tmp_path / "stream.pt", streaming=True, sharpen=60.0), onnx)
