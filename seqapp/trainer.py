@@ -95,7 +95,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 def moving_average(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     """An exponential moving average of `model`'s weights, updated after each step. Its decay ramps up as
     (1 + n) / (10 + n) over the first updates (TensorFlow's ExponentialMovingAverage with num_updates) so that the
-    average soon forgets the initial weights; buffers are the model's own."""
+    average soon forgets the initial weights."""
     def average(kept, new, n):
         rate = ((1 + n) / (10 + n)).clamp(max=decay)  # n: a tensor on the device (no sync a step)
         return kept + (new - kept) * (1 - rate)
@@ -157,10 +157,14 @@ class Trainer:
                       "resolved": {"device": str(self.device), "precision": self.precision, "world_size": self.dist.world}}
             (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
-    @property
     def kept_model(self) -> nn.Module:
-        """The weights validated and kept in best.pt: the moving average under --ema, else those trained."""
-        return self.averaged.module if self.averaged is not None else self.model
+        """The weights validated and kept in best.pt: the moving average under --ema (with the model's buffers as
+        they are now: the average holds a copy from the start), else those trained."""
+        if self.averaged is None:
+            return self.model
+        for kept, current in zip(self.averaged.module.buffers(), self.model.buffers()):
+            kept.copy_(current)
+        return self.averaged.module
 
     # --- checkpoints -------------------------------------------------------------------------------
     def _payload(self, full: bool) -> dict:
@@ -168,7 +172,7 @@ class Trainer:
             "task": self.task.name,
             "task_state": self.task.state(),
             "train_config": asdict(self.cfg),
-            "model": (self.model if full else self.kept_model).state_dict(),
+            "model": (self.model if full else self.kept_model()).state_dict(),
             "step": self.step,
             "best": self.best,
             "precision": self.precision,
@@ -278,7 +282,7 @@ class Trainer:
 
     def _evaluate(self) -> dict:
         ctx = EvalContext(self.device, self.precision, self.dist.rank, self.dist.world, self.dist.reduce_sum)
-        model = self.kept_model
+        model = self.kept_model()
         model.eval()
         with torch.no_grad():
             return self.task.evaluate(model, ctx)
