@@ -145,7 +145,12 @@ def half_weights(model, min_values: int = 1024, only: set | None = None):
         name = weight.name
         weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight).astype(np.float16), f"{name}.fp16"))
         casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
-    nodes = casts + list(model.graph.node)
+    return prepended(model, casts)
+
+
+def prepended(model, nodes: list):
+    """The model with `nodes` (those that turn stored weights back into float32) before its own."""
+    nodes = nodes + list(model.graph.node)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model
@@ -175,10 +180,7 @@ def byte_weights(model, min_values: int = 1024, block: int = 64):
         model.graph.initializer.append(numpy_helper.from_array(scale, f"{name}.scale"))
         nodes += [helper.make_node("Cast", [f"{name}.int8"], [f"{name}.wide"], to=onnx.TensorProto.FLOAT),
                   helper.make_node("Mul", [f"{name}.wide", f"{name}.scale"], [name])]
-    nodes += list(model.graph.node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
+    return prepended(model, nodes)
 
 
 def share_weights(paths: list[Path], location: str, min_bytes: int = 1024) -> bytes:
