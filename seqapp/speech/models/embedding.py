@@ -120,6 +120,9 @@ class SpeechEmbedding(nn.Module):
         for i, (weight, bias) in enumerate(convs):
             for name, value in ((f"w{i}", weight), (f"b{i}", bias)):
                 value = None if value is None else torch.from_numpy(value.copy())
+                if value is not None and value.dim() == 4:
+                    # oneDNN runs these convolutions 1.5x as fast with channels last (bench/speech/front_end_speed.py)
+                    value = value.contiguous(memory_format=torch.channels_last)
                 if i >= self.first_tuned and value is not None:
                     self.register_parameter(name, nn.Parameter(value))
                     self.get_parameter(name).pretrained = True  # the trainer leaves it undecayed, at a lower lr
