@@ -101,9 +101,10 @@ class OnnxSpotter:
             sess = session(path)
             return sess, metadata(sess)
         except Exception as e:  # noqa: BLE001  (onnxruntime's errors for a bad file are many and unnamed)
-            if "External data" in str(e):
-                raise UserError(f"{path} reads weights from {shared_weights_path(spotter)}, which is missing or "
-                                "damaged: export the spotter again") from None
+            shared = shared_weights_path(spotter)
+            if path.is_file() and shared.name.encode() in path.read_bytes():  # the graph names its external data
+                raise UserError(f"{path} reads weights from {shared}, which is missing or damaged: export the "
+                                "spotter again") from None
             raise UserError(f"{path} is not a model seqapp exported ({str(e).splitlines()[0][:160]})") from None
 
     def run(self, blocks: Iterable[np.ndarray], on_detection=None, on_posteriors=None) -> list[Detection]:

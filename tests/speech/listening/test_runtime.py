@@ -139,11 +139,18 @@ def test_bad_exported_spotters_are_one_line(tmp_path, bundles, monkeypatch):
     alone.parent.mkdir()
     shutil.copy(two_stages, alone)
     shutil.copy(clip, alone.parent)
+    cut = tmp_path / "cut" / "bundle.onnx"  # ... and one whose shared weights were cut short
+    cut.parent.mkdir()
+    shutil.copy(two_stages, cut)
+    shutil.copy(clip, cut.parent)
+    weights = two_stages.with_name("bundle.weights").read_bytes()
+    cut.with_name("bundle.weights").write_bytes(weights[: len(weights) // 2])
     cases = [((tmp_path / "junk.onnx",), "is not a model seqapp exported"),
              ((clip,), "is not a streaming spotter"),
              ((tmp_path / "missing.onnx",), "no such spotter"),
              ((onnx,), "its verifier"),
              ((alone,), "reads weights from"),
+             ((cut,), "reads weights from"),
              ((onnx, "--false-alarms-per-hour", "2"), "keeps the operating point"),
              ((onnx, "--threshold", "1.5"), "--threshold")]
     for (path, *flags), message in cases:
