@@ -110,9 +110,10 @@ def export_kws(ckpt: dict, out: Path, int8: bool, final: Path | None = None, wei
         lines = export_graph(ckpt, out, int8, final, weights, steps)
         with checkpoint.replaced_when_done(shared) as shared_out:
             shared_out.write_bytes(share_weights([out, clip_out], shared.name))
-    return lines[:-1] + [f"the verifier (second stage): {clip}, {clip_lines[1]}",
-                         f"the weights both hold (the front end's): {shared}, {shared.stat().st_size / 1e6:.2f} MB",
-                         lines[-1]]
+    sizes = [path.stat().st_size / 1e6 for path in (out, clip, shared)]
+    return lines[:-1] + [f"the verifier (second stage): {clip} ({sizes[1]:.2f} MB), {clip_lines[1]}",
+                         f"the weights both hold (the front end's): {shared} ({sizes[2]:.2f} MB)",
+                         f"the spotter's three files: {sum(sizes):.2f} MB", lines[-1]]
 
 
 def export_graph(ckpt: dict, out: Path, int8: bool, final: Path | None = None, weights: str = "float32",

@@ -348,6 +348,8 @@ def test_a_bundle_exports_with_its_verifier_and_the_example_agrees(listening_run
     assert r.returncode == 0, r.stderr
     assert (listening_run.tmp / "spotter.verifier.onnx").is_file() and "verifier" in r.stdout
     assert (listening_run.tmp / "spotter.weights").is_file()  # what both graphs hold (the mel filterbank), once
+    files = [listening_run.tmp / f"spotter{suffix}" for suffix in (".onnx", ".verifier.onnx", ".weights")]
+    assert f"three files: {sum(f.stat().st_size for f in files) / 1e6:.2f} MB" in r.stdout  # what a user ships
     ours = run_main("spot", "--checkpoint", listening_run.ckpt, "--stream", listening_run.wav, "--threshold", "0.3")
     theirs = run_cli(ROOT / "examples" / "spot_stream_onnx.py", onnx, listening_run.wav, "--threshold", "0.3")
     assert ours.returncode == theirs.returncode == 0, theirs.stderr
