@@ -102,7 +102,8 @@ class OnnxSpotter:
             return sess, metadata(sess)
         except Exception as e:  # noqa: BLE001  (onnxruntime's errors for a bad file are many and unnamed)
             shared = shared_weights_path(spotter)
-            if path.is_file() and shared.name.encode() in path.read_bytes():  # the graph names its external data
+            # a graph names the file its external data is in (seqapp's two-stage graphs are a few MB: read no more)
+            if path.is_file() and path.stat().st_size < 1 << 26 and shared.name.encode() in path.read_bytes():
                 raise UserError(f"{path} reads weights from {shared}, which is missing or damaged: export the "
                                 "spotter again") from None
             raise UserError(f"{path} is not a model seqapp exported ({str(e).splitlines()[0][:160]})") from None

@@ -121,7 +121,7 @@ class SpeechEmbedding(nn.Module):
             for name, value in ((f"w{i}", weight), (f"b{i}", bias)):
                 value = None if value is None else torch.from_numpy(value.copy())
                 if value is not None and value.dim() == 4:
-                    # oneDNN runs these convolutions 1.5x as fast with channels last (bench/speech/front_end_speed.py)
+                    # oneDNN runs these convolutions 1.3-1.5x as fast channels-last (bench/speech/front_end_speed.py)
                     value = value.contiguous(memory_format=torch.channels_last)
                 if i >= self.first_tuned and value is not None:
                     self.register_parameter(name, nn.Parameter(value))
