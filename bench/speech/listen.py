@@ -19,9 +19,6 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from seqapp.speech.data.dataset import KEYWORDS  # noqa: E402
 
 
 def run(model: str | None, stream: str) -> tuple[float, float, str]:
@@ -38,16 +35,17 @@ def run(model: str | None, stream: str) -> tuple[float, float, str]:
         return seconds, int(Path(peak.name).read_text().split()[-1]) / 1024, proc.stdout
 
 
-def scored(printed: str, labels: str, seconds: float, keywords: list[str]) -> str:
+def scored(printed: str, labels: str, seconds: float, keywords: list[str] | None) -> str:
     """`seqapp spot --stream`'s printed detections ("   12.34 s  yes    0.912") scored against the stream's labels:
-    `keywords` are the words to find, any other word is a false alarm's place."""
+    `keywords` are the words to find (Speech Commands' ten by default), any other word is a false alarm's place."""
+    from seqapp.speech.data.dataset import KEYWORDS
     from seqapp.speech.data.streams import read_labels
     from seqapp.speech.listening.decision import Detection
     from seqapp.speech.listening.scoring import score_detections
 
     detections = [Detection(label, float(time), float(score))
                   for time, _, label, score in (line.split() for line in printed.splitlines())]
-    r = score_detections(detections, read_labels(labels), seconds, keywords)
+    r = score_detections(detections, read_labels(labels), seconds, keywords or KEYWORDS)
     found = f"found {r['found']}/{r['keywords']}, " if r["keywords"] else ""
     return f"; {found}{r['wrong_word']} wrong words, {r['false_alarms']} false alarms"
 
@@ -58,8 +56,7 @@ def main() -> None:
     p.add_argument("--onnx", action="append", default=[], help="an exported spotter; 'bundled' for the one inside")
     p.add_argument("--stream", required=True)
     p.add_argument("--labels", help="the stream's labels (make-stream's CSV): score each model's detections")
-    p.add_argument("--keywords", default=",".join(KEYWORDS),
-                   help="the words --labels scores as keywords, comma-separated (default: Speech Commands' ten)")
+    p.add_argument("--keywords", help="the words --labels scores as keywords, comma-separated (default: Speech Commands' ten)")
     args = p.parse_args()
     audio_s = sf.info(args.stream).duration
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +72,7 @@ def main() -> None:
             outputs[name] = out
             print(f"{name:>40}: RTF {(seconds - start_s) / audio_s:.4f}, peak {peak_mb:.0f} MB, "
                   f"{len(out.splitlines())} detections, start-up {start_s:.1f} s"
-                  + (scored(out, args.labels, audio_s, args.keywords.split(",")) if args.labels else ""))
+                  + (scored(out, args.labels, audio_s, args.keywords and args.keywords.split(",")) if args.labels else ""))
         if len(set(outputs.values())) > 1:
             print("the detections differ between them")
         elif len(outputs) > 1:
